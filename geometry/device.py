@@ -1,0 +1,384 @@
+"""The device and run description: frozen dataclasses, one per TOML section, validated on construction.
+
+Field names are the TOML keys of the user-facing contract (``DESIGN.md``), so they carry their unit
+(``thickness_nm``); properties without a unit suffix give the same quantity in SI units. Materials
+are names here: ``physics.materials`` resolves them (and rejects unknown ones) before any meshing.
+
+Every numeric field declares its allowed range in its metadata; ``__post_init__`` checks it and
+raises :class:`~geometry.errors.ConfigError` naming ``section.key``, the value and the range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from geometry.errors import ConfigError
+
+
+def _num(lo: float, hi: float, *, integer: bool = False, open_lo: bool = False) -> dict[str, Any]:
+    return {"range": (lo, hi), "integer": integer, "open_lo": open_lo}
+
+
+def _choice(*choices: str) -> dict[str, Any]:
+    return {"choices": choices}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+class _Validated:
+    """Range and choice checks driven by field metadata (a mixin for the section dataclasses)."""
+
+    section: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            key = f"{self.section}.{f.name}"
+            if "choices" in f.metadata:
+                if value not in f.metadata["choices"]:
+                    allowed = ", ".join(repr(c) for c in f.metadata["choices"])
+                    raise ConfigError(key, value, f"must be one of {allowed}")
+            elif "range" in f.metadata:
+                values = value if isinstance(value, tuple) else (value,)
+                for v in values:
+                    _check_number(key, v, **f.metadata)
+        self.check()
+
+    def check(self) -> None:
+        """Cross-field checks of one section (overridden where needed)."""
+
+
+def _check_number(
+    key: str, v: object, *, range: tuple[float, float], integer: bool, open_lo: bool
+) -> None:
+    lo, hi = range
+    kind = "an integer" if integer else "a number"
+    if isinstance(v, bool) or not isinstance(v, int | float) or (integer and not isinstance(v, int)):
+        raise ConfigError(key, v, f"must be {kind} in [{_fmt(lo)}, {_fmt(hi)}]")
+    bracket = "(" if open_lo else "["
+    if not math.isfinite(v) or v > hi or v < lo or (open_lo and v == lo):
+        raise ConfigError(key, v, f"must be in {bracket}{_fmt(lo)}, {_fmt(hi)}]")
+
+
+@dataclass(frozen=True)
+class Film(_Validated):
+    """The CQD gain layer above the pillar tops (it also fills the grating around the pillars)."""
+
+    section: ClassVar[str] = "film"
+    material: str = "cqd_inorganic"
+    thickness_nm: float = field(default=120.0, metadata=_num(5, 5000))
+
+    @property
+    def thickness(self) -> float:
+        """Thickness above the pillar tops (m)."""
+        return self.thickness_nm * 1e-9
+
+
+@dataclass(frozen=True)
+class Grating(_Validated):
+    """Second-order DFB: a square lattice of cylindrical pillars standing on the substrate."""
+
+    section: ClassVar[str] = "grating"
+    lattice: str = field(default="square", metadata=_choice("square"))
+    period_nm: float = field(default=430.0, metadata=_num(100, 5000))
+    pillar_diameter_nm: float = field(default=160.0, metadata=_num(10, 5000))
+    pillar_height_nm: float = field(default=130.0, metadata=_num(5, 5000))
+    material: str = "sio2"
+
+    def check(self) -> None:
+        if self.pillar_diameter_nm >= self.period_nm:
+            raise ConfigError(
+                "grating.pillar_diameter_nm",
+                self.pillar_diameter_nm,
+                f"must be smaller than grating.period_nm = {_fmt(self.period_nm)}",
+            )
+
+    @property
+    def period(self) -> float:
+        """Lattice period (m)."""
+        return self.period_nm * 1e-9
+
+    @property
+    def pillar_radius(self) -> float:
+        """Pillar radius (m)."""
+        return 0.5 * self.pillar_diameter_nm * 1e-9
+
+    @property
+    def pillar_height(self) -> float:
+        """Pillar height (m)."""
+        return self.pillar_height_nm * 1e-9
+
+    @property
+    def fill_fraction(self) -> float:
+        """Area fraction of the lattice cell taken by one pillar."""
+        return math.pi * self.pillar_radius**2 / self.period**2
+
+
+@dataclass(frozen=True)
+class Cap(_Validated):
+    """Optional spin-on-glass cover on top of the film."""
+
+    section: ClassVar[str] = "cap"
+    material: str = "sog"
+    thickness_nm: float = field(default=1000.0, metadata=_num(1, 1e5))
+
+    @property
+    def thickness(self) -> float:
+        """Thickness (m)."""
+        return self.thickness_nm * 1e-9
+
+
+@dataclass(frozen=True)
+class Cladding(_Validated):
+    """Optional low-index layer between the substrate and the grating/film."""
+
+    section: ClassVar[str] = "cladding"
+    material: str = "mgf2"
+    thickness_nm: float = field(default=300.0, metadata=_num(1, 1e5))
+
+    @property
+    def thickness(self) -> float:
+        """Thickness (m)."""
+        return self.thickness_nm * 1e-9
+
+
+@dataclass(frozen=True)
+class Substrate(_Validated):
+    """The substrate; its bottom is the heat sink. ``c_axis`` orients a uniaxial crystal."""
+
+    section: ClassVar[str] = "substrate"
+    material: str = "mgf2"
+    thickness_um: float = field(default=500.0, metadata=_num(1, 1e4))
+    c_axis: str = field(default="z", metadata=_choice("x", "y", "z"))
+
+    @property
+    def thickness(self) -> float:
+        """Thickness (m)."""
+        return self.thickness_um * 1e-6
+
+
+@dataclass(frozen=True)
+class Pump(_Validated):
+    """The pump: spot, waveform and how much of it becomes heat.
+
+    ``pulse_ns = None`` is CW; with ``period_us`` the pulse repeats (a pulse train).
+    ``heat_fraction`` is the fraction of the *incident* intensity that becomes heat in the film;
+    when omitted it is computed from the film's absorption and PLQY.
+    """
+
+    section: ClassVar[str] = "pump"
+    spot_um: tuple[float, float] = field(default=(30.0, 50.0), metadata=_num(0.1, 1e4))
+    shape: str = field(default="rectangle", metadata=_choice("rectangle", "ellipse", "gaussian"))
+    intensity_kw_cm2: float = field(default=88.0, metadata=_num(0, 1e5, open_lo=True))
+    wavelength_nm: float = field(default=442.0, metadata=_num(200, 3000))
+    pulse_ns: float | None = field(default=2500.0, metadata=_num(0.01, 1e10, open_lo=True))
+    period_us: float | None = field(default=None, metadata=_num(1e-3, 1e9, open_lo=True))
+    heat_fraction: float | None = field(default=None, metadata=_num(0, 1, open_lo=True))
+    absorption: str = field(default="uniform", metadata=_choice("uniform", "beer-lambert"))
+
+    def check(self) -> None:
+        if not isinstance(self.spot_um, tuple) or len(self.spot_um) != 2:
+            raise ConfigError("pump.spot_um", self.spot_um, "must be two numbers [x_um, y_um]")
+        if self.period_us is not None:
+            if self.pulse_ns is None:
+                raise ConfigError("pump.period_us", self.period_us, "needs pump.pulse_ns (a CW pump has no period)")
+            if self.period_us * 1e3 <= self.pulse_ns:
+                raise ConfigError(
+                    "pump.period_us", self.period_us,
+                    f"must exceed the pulse length pump.pulse_ns = {_fmt(self.pulse_ns)} ns",
+                )
+
+    @property
+    def intensity(self) -> float:
+        """Average peak intensity during the pulse (W/m^2)."""
+        return self.intensity_kw_cm2 * 1e7
+
+    @property
+    def spot(self) -> tuple[float, float]:
+        """Full spot size along x and y (m): the sides of the rectangle, the ellipse's axes, or the
+        Gaussian's 1/e^2 diameters."""
+        return (self.spot_um[0] * 1e-6, self.spot_um[1] * 1e-6)
+
+    @property
+    def spot_area(self) -> float:
+        """Spot area (m^2) over which the intensity is the average peak intensity."""
+        a, b = self.spot
+        return a * b if self.shape == "rectangle" else math.pi * a * b / 4
+
+    @property
+    def pulse(self) -> float | None:
+        """Pulse length (s), None for CW."""
+        return None if self.pulse_ns is None else self.pulse_ns * 1e-9
+
+    @property
+    def wavelength(self) -> float:
+        """Pump wavelength (m)."""
+        return self.wavelength_nm * 1e-9
+
+
+@dataclass(frozen=True)
+class Optics(_Validated):
+    """Emission wavelength and the polarisation of the lasing mode."""
+
+    section: ClassVar[str] = "optics"
+    wavelength_nm: float = field(default=643.0, metadata=_num(200, 3000))
+    polarisation: str = field(default="TE", metadata=_choice("TE", "TM"))
+
+    @property
+    def wavelength(self) -> float:
+        """Emission wavelength (m)."""
+        return self.wavelength_nm * 1e-9
+
+
+@dataclass(frozen=True)
+class Heat(_Validated):
+    """Thermal run settings: span, mesh kind, boundary conditions and time stepping."""
+
+    section: ClassVar[str] = "heat"
+    end_time_us: float = field(default=10.0, metadata=_num(1e-4, 1e7, open_lo=True))
+    mesh: str = field(default="axisymmetric", metadata=_choice("axisymmetric", "device", "stack"))
+    grating_model: str = field(default="homogenised", metadata=_choice("homogenised", "resolved"))
+    sink_temperature_k: float = field(default=295.0, metadata=_num(1, 2000))
+    top: str = field(default="adiabatic", metadata=_choice("adiabatic", "convective"))
+    heat_transfer_coefficient_w_m2k: float = field(default=0.0, metadata=_num(0, 1e8))
+    boundary_resistance_m2k_w: float = field(default=0.0, metadata=_num(0, 1e-3))
+    scheme: str = field(default="bdf2", metadata=_choice("bdf2", "backward-euler"))
+    first_step_ns: float = field(default=1.0, metadata=_num(1e-4, 1e6, open_lo=True))
+    max_step_us: float = field(default=1000.0, metadata=_num(1e-6, 1e7, open_lo=True))
+    step_growth: float = field(default=1.15, metadata=_num(1.0, 2.0))
+    nonlinear: bool = False
+
+    @property
+    def end_time(self) -> float:
+        """End of the simulated span (s)."""
+        return self.end_time_us * 1e-6
+
+
+@dataclass(frozen=True)
+class Laser(_Validated):
+    """Threshold model: ``P_th(T) = P_th0 exp((T - T_ref)/T0)`` or the Auger-lifetime model."""
+
+    section: ClassVar[str] = "laser"
+    threshold_kw_cm2: float = field(default=52.0, metadata=_num(0, 1e5, open_lo=True))
+    t0_k: float = field(default=72.0, metadata=_num(1, 1e5))
+    model: str = field(default="exponential", metadata=_choice("exponential", "auger"))
+    reference_temperature_k: float = field(default=295.0, metadata=_num(1, 2000))
+    activation_energy_mev: float = field(default=78.0, metadata=_num(0, 5000))
+
+
+@dataclass(frozen=True)
+class MeshResolution(_Validated):
+    """Resolution, one part of the description, so that coarse and refined runs need no code.
+
+    ``scale`` multiplies every target element size; ``film_elements`` is the minimum number of
+    elements across the film (and across each thin layer); ``pillar_elements`` the number across a
+    pillar diameter; ``grading`` the growth ratio of element sizes away from the film.
+    ``lateral_extent_um`` is the half-width of the thermal domain (default: the substrate thickness);
+    ``optical_padding_um`` how far optical meshes extend above and below the guiding layers.
+    """
+
+    section: ClassVar[str] = "mesh"
+    scale: float = field(default=1.0, metadata=_num(0.05, 20))
+    film_elements: int = field(default=3, metadata=_num(1, 100, integer=True))
+    pillar_elements: int = field(default=8, metadata=_num(3, 200, integer=True))
+    grading: float = field(default=1.3, metadata=_num(1.01, 4))
+    lateral_extent_um: float | None = field(default=None, metadata=_num(1, 1e5))
+    optical_padding_um: float = field(default=2.0, metadata=_num(0.1, 100))
+    resolved_pillars_um: float | None = field(default=None, metadata=_num(0.1, 1e4))
+
+
+@dataclass(frozen=True)
+class MaterialOverride(_Validated):
+    """A user override of (or a new) material's properties, ``[materials.<name>]``."""
+
+    section: ClassVar[str] = "materials"
+    thermal_conductivity_w_mk: float | tuple[float, float, float] | None = field(
+        default=None, metadata=_num(1e-4, 1e5, open_lo=True)
+    )
+    density_kg_m3: float | None = field(default=None, metadata=_num(0.01, 1e5))
+    specific_heat_j_kgk: float | None = field(default=None, metadata=_num(1, 1e5))
+    refractive_index: float | tuple[float, float] | None = field(
+        default=None, metadata=_num(0, 100)
+    )
+    refractive_index_pump: float | tuple[float, float] | None = field(
+        default=None, metadata=_num(0, 100)
+    )
+    dn_dt_per_k: float | None = field(default=None, metadata=_num(-1e-2, 1e-2))
+    plqy: float | None = field(default=None, metadata=_num(0, 1))
+
+    def check(self) -> None:
+        k = self.thermal_conductivity_w_mk
+        if isinstance(k, tuple) and len(k) != 3:
+            raise ConfigError(f"{self.section}.thermal_conductivity_w_mk", k, "a number or [k_xx, k_yy, k_zz]")
+        n = self.refractive_index
+        if isinstance(n, tuple) and len(n) != 2:
+            raise ConfigError(f"{self.section}.refractive_index", n, "a number or [n, kappa]")
+
+
+@dataclass(frozen=True)
+class Device:
+    """A whole device and run: every TOML section. ``grating``, ``cap``, ``cladding`` are optional."""
+
+    film: Film = field(default_factory=Film)
+    substrate: Substrate = field(default_factory=Substrate)
+    grating: Grating | None = None
+    cap: Cap | None = None
+    cladding: Cladding | None = None
+    pump: Pump = field(default_factory=Pump)
+    optics: Optics = field(default_factory=Optics)
+    heat: Heat = field(default_factory=Heat)
+    laser: Laser = field(default_factory=Laser)
+    mesh: MeshResolution = field(default_factory=MeshResolution)
+    materials: dict[str, MaterialOverride] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # Thin layers must hold at least mesh.film_elements elements of >= 1 nm.
+        n = self.mesh.film_elements
+        thin = [("film.thickness_nm", self.film.thickness_nm)]
+        if self.grating is not None:
+            thin.append(("grating.pillar_height_nm", self.grating.pillar_height_nm))
+        for key, t in thin:
+            if t / n < 1.0:
+                raise ConfigError(
+                    key, t, f"must be at least {n} nm to hold mesh.film_elements = {n} elements of >= 1 nm"
+                )
+        if self.grating is not None:
+            d = self.grating.pillar_diameter_nm / self.mesh.pillar_elements
+            if d < 1.0:
+                raise ConfigError(
+                    "mesh.pillar_elements", self.mesh.pillar_elements,
+                    f"gives elements below 1 nm across a {_fmt(self.grating.pillar_diameter_nm)} nm pillar",
+                )
+        ext = self.mesh.lateral_extent_um
+        if ext is not None and ext <= 0.5 * max(self.pump.spot_um):
+            raise ConfigError(
+                "mesh.lateral_extent_um", ext,
+                f"must exceed the spot half-width {_fmt(0.5 * max(self.pump.spot_um))} um",
+            )
+
+    def material_names(self) -> dict[str, str]:
+        """The material of each present layer, keyed by the config key that names it."""
+        names = {"film.material": self.film.material, "substrate.material": self.substrate.material}
+        for section in ("grating", "cap", "cladding"):
+            part = getattr(self, section)
+            if part is not None:
+                names[f"{section}.material"] = part.material
+        return names
+
+    @property
+    def lateral_extent(self) -> float:
+        """Half-width of the thermal domain (m): ``mesh.lateral_extent_um`` or the substrate thickness."""
+        ext = self.mesh.lateral_extent_um
+        return (ext if ext is not None else self.substrate.thickness_um) * 1e-6
+
+    @property
+    def spot_radius(self) -> float:
+        """Radius of the circular spot with the same area as the real spot (m), for r-z meshes."""
+        return math.sqrt(self.pump.spot_area / math.pi)
