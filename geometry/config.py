@@ -28,7 +28,7 @@ from geometry.device import (
     Pump,
     Substrate,
 )
-from geometry.errors import ConfigError, unknown_name
+from geometry.errors import ConfigError, nearest, unknown_key
 
 SECTIONS: dict[str, type] = {
     "film": Film,
@@ -57,12 +57,14 @@ def _build(cls: type, section: str, table: Any) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     for key in table:
         if key not in names:
-            raise unknown_name(f"{section}.{key}", key, names)
+            raise unknown_key(f"{section}.{key}", table[key], names)
     try:
         return cls(**{k: _tuples(v) for k, v in table.items()})
     except ConfigError as err:
         if section.startswith("materials."):
-            raise ConfigError(f"{section}.{err.key.split('.', 1)[1]}", err.value, err.allowed) from None
+            raise ConfigError(
+                f"{section}.{err.key.split('.', 1)[1]}", err.value, err.allowed
+            ) from None
         raise
     except TypeError as err:  # a wrong type that the range check did not catch
         raise ConfigError(section, dict(table), str(err)) from None
@@ -77,10 +79,16 @@ def device_from_dict(data: Mapping[str, Any]) -> Device:
     kwargs: dict[str, Any] = {}
     for section, table in data.items():
         if section not in valid:
-            raise unknown_name(section, section, valid)
+            raise ConfigError(
+                section,
+                "[section]",
+                f"unknown section{nearest(section, valid)}; valid: {', '.join(valid)}",
+            )
         if section == "materials":
             if not isinstance(table, Mapping):
-                raise ConfigError("materials", table, "must be a table of [materials.<name>] tables")
+                raise ConfigError(
+                    "materials", table, "must be a table of [materials.<name>] tables"
+                )
             kwargs["materials"] = {
                 name: _build(MaterialOverride, f"materials.{name}", props)
                 for name, props in table.items()
@@ -125,13 +133,14 @@ def device_to_dict(device: Device) -> dict[str, Any]:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split ``"film.thickness_nm=60"`` into its key path and a TOML-parsed value.
 
-    A value that is not valid TOML (``si``, ``TE``) is taken as a string.
+    A value that is not valid TOML (``si``, ``TE``) is taken as a string; ``cap=false`` removes
+    an optional section.
     """
     if "=" not in text:
         raise ConfigError("--set", text, "must be of the form section.key=value")
     key, raw = (s.strip() for s in text.split("=", 1))
     path = key.split(".")
-    if len(path) < 2 or not all(path):
+    if not all(path):
         raise ConfigError("--set", text, "the key must be section.key (or materials.<name>.key)")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]

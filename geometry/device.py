@@ -1,4 +1,4 @@
-"""The device and run description: frozen dataclasses, one per TOML section, validated on construction.
+"""The device and run description: frozen dataclasses, one per TOML section, validated.
 
 Field names are the TOML keys of the user-facing contract (``DESIGN.md``), so they carry their unit
 (``thickness_nm``); properties without a unit suffix give the same quantity in SI units. Materials
@@ -60,7 +60,11 @@ def _check_number(
 ) -> None:
     lo, hi = range
     kind = "an integer" if integer else "a number"
-    if isinstance(v, bool) or not isinstance(v, int | float) or (integer and not isinstance(v, int)):
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, int | float)
+        or (integer and not isinstance(v, int))
+    ):
         raise ConfigError(key, v, f"must be {kind} in [{_fmt(lo)}, {_fmt(hi)}]")
     bracket = "(" if open_lo else "["
     if not math.isfinite(v) or v > hi or v < lo or (open_lo and v == lo):
@@ -188,10 +192,15 @@ class Pump(_Validated):
             raise ConfigError("pump.spot_um", self.spot_um, "must be two numbers [x_um, y_um]")
         if self.period_us is not None:
             if self.pulse_ns is None:
-                raise ConfigError("pump.period_us", self.period_us, "needs pump.pulse_ns (a CW pump has no period)")
+                raise ConfigError(
+                    "pump.period_us",
+                    self.period_us,
+                    "needs pump.pulse_ns (a CW pump has no period)",
+                )
             if self.period_us * 1e3 <= self.pulse_ns:
                 raise ConfigError(
-                    "pump.period_us", self.period_us,
+                    "pump.period_us",
+                    self.period_us,
                     f"must exceed the pulse length pump.pulse_ns = {_fmt(self.pulse_ns)} ns",
                 )
 
@@ -280,7 +289,8 @@ class MeshResolution(_Validated):
     ``scale`` multiplies every target element size; ``film_elements`` is the minimum number of
     elements across the film (and across each thin layer); ``pillar_elements`` the number across a
     pillar diameter; ``grading`` the growth ratio of element sizes away from the film.
-    ``lateral_extent_um`` is the half-width of the thermal domain (default: the substrate thickness);
+    ``lateral_extent_um`` is the half-width of the thermal domain (default: the substrate
+    thickness);
     ``optical_padding_um`` how far optical meshes extend above and below the guiding layers.
     """
 
@@ -316,7 +326,9 @@ class MaterialOverride(_Validated):
     def check(self) -> None:
         k = self.thermal_conductivity_w_mk
         if isinstance(k, tuple) and len(k) != 3:
-            raise ConfigError(f"{self.section}.thermal_conductivity_w_mk", k, "a number or [k_xx, k_yy, k_zz]")
+            raise ConfigError(
+                f"{self.section}.thermal_conductivity_w_mk", k, "a number or [k_xx, k_yy, k_zz]"
+            )
         n = self.refractive_index
         if isinstance(n, tuple) and len(n) != 2:
             raise ConfigError(f"{self.section}.refractive_index", n, "a number or [n, kappa]")
@@ -324,7 +336,7 @@ class MaterialOverride(_Validated):
 
 @dataclass(frozen=True)
 class Device:
-    """A whole device and run: every TOML section. ``grating``, ``cap``, ``cladding`` are optional."""
+    """A whole device and run, every TOML section; ``grating``, ``cap``, ``cladding`` optional."""
 
     film: Film = field(default_factory=Film)
     substrate: Substrate = field(default_factory=Substrate)
@@ -347,19 +359,24 @@ class Device:
         for key, t in thin:
             if t / n < 1.0:
                 raise ConfigError(
-                    key, t, f"must be at least {n} nm to hold mesh.film_elements = {n} elements of >= 1 nm"
+                    key,
+                    t,
+                    f"must be at least {n} nm to hold mesh.film_elements = {n} elements of >= 1 nm",
                 )
         if self.grating is not None:
             d = self.grating.pillar_diameter_nm / self.mesh.pillar_elements
             if d < 1.0:
                 raise ConfigError(
-                    "mesh.pillar_elements", self.mesh.pillar_elements,
-                    f"gives elements below 1 nm across a {_fmt(self.grating.pillar_diameter_nm)} nm pillar",
+                    "mesh.pillar_elements",
+                    self.mesh.pillar_elements,
+                    "gives elements below 1 nm across a "
+                    f"{_fmt(self.grating.pillar_diameter_nm)} nm pillar",
                 )
         ext = self.mesh.lateral_extent_um
         if ext is not None and ext <= 0.5 * max(self.pump.spot_um):
             raise ConfigError(
-                "mesh.lateral_extent_um", ext,
+                "mesh.lateral_extent_um",
+                ext,
                 f"must exceed the spot half-width {_fmt(0.5 * max(self.pump.spot_um))} um",
             )
 
@@ -374,7 +391,8 @@ class Device:
 
     @property
     def lateral_extent(self) -> float:
-        """Half-width of the thermal domain (m): ``mesh.lateral_extent_um`` or the substrate thickness."""
+        """Half-width of the thermal domain (m): ``mesh.lateral_extent_um`` or the substrate
+        thickness."""
         ext = self.mesh.lateral_extent_um
         return (ext if ext is not None else self.substrate.thickness_um) * 1e-6
 

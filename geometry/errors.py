@@ -25,7 +25,16 @@ def nearest(name: str, valid: Iterable[str]) -> str:
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 
-def unknown_name(key: str, name: str, valid: Iterable[str]) -> ConfigError:
-    """The error for a name (a key, a material) that is not among ``valid``."""
+def unknown_name(key: str, name: str, valid: Iterable[str], *, what: str = "") -> ConfigError:
+    """The error for a name (a material, a study) that is not among ``valid``."""
     valid = sorted(valid)
-    return ConfigError(key, name, f"unknown{nearest(name, valid)}; valid: {', '.join(valid)}")
+    return ConfigError(key, name, f"unknown{what}{nearest(name, valid)}; valid: {', '.join(valid)}")
+
+
+def unknown_key(key: str, value: object, valid: Iterable[str]) -> ConfigError:
+    """The error for a config key (``section.key``) that the section does not have."""
+    name = key.rsplit(".", 1)[-1]
+    valid = sorted(valid)
+    return ConfigError(
+        key, value, f"unknown key{nearest(name, valid)}; valid keys: {', '.join(valid)}"
+    )

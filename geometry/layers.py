@@ -2,7 +2,8 @@
 
 Heights ``z`` (m) are measured from the top of the substrate (z = 0), positive upwards:
 substrate [-t_sub, 0], then cladding, grating layer (pillars of height h, filled with the film
-material), film (above the pillar tops), cap. Above the top is air (the ``cover`` of optical meshes).
+material), film (above the pillar tops), cap. Above the top is air (the ``cover`` of optical
+meshes).
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ class MeshData:
         return ds if name is None else ds(self.boundary(name))
 
     def region_measures(self) -> dict[str, float]:
-        """Length, area or volume of every region (m, m^2, m^3: the mesh's own dimension), global."""
+        """Length, area or volume of every region (m, m^2 or m^3 by dimension), global."""
         one = fem.Constant(self.mesh, dolfinx.default_scalar_type(1.0))
         out = {}
         for name in self.regions:
@@ -189,8 +189,15 @@ def read_mesh(directory: str | Path, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshDat
         PeriodicPair(p["source"], p["image"], tuple(p["translation"])) for p in meta["periodic"]
     )
     return MeshData(
-        msh, cell_tags, facet_tags, regions, boundaries, meta["kind"], periodic,
-        meta["z_levels"], meta["quality_min"],
+        msh,
+        cell_tags,
+        facet_tags,
+        regions,
+        boundaries,
+        meta["kind"],
+        periodic,
+        meta["z_levels"],
+        meta["quality_min"],
     )
 
 

@@ -24,7 +24,7 @@ def thin_layer_elements(device: Device, thickness: float, size: float) -> int:
 
 
 def graded_elements(length: float, first: float, ratio: float) -> int:
-    """Number of elements growing geometrically by ``ratio`` from ``first`` (m) to span ``length``."""
+    """Number of elements, growing by ``ratio`` from ``first`` (m), that span ``length`` (m)."""
     if ratio <= 1.0 + 1e-12:
         return max(1, math.ceil(length / first))
     return max(1, math.ceil(math.log(1.0 + length * (ratio - 1.0) / first) / math.log(ratio)))
@@ -41,8 +41,13 @@ def optical_element_size(device: Device) -> float:
     return device.mesh.scale * device.optics.wavelength / 40.0
 
 
-def build_stack(device: Device, comm: MPI.Comm = MPI.COMM_WORLD, *, optical: bool = True,
-                msh_file: str | None = None) -> MeshData:
+def build_stack(
+    device: Device,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    optical: bool = True,
+    msh_file: str | None = None,
+) -> MeshData:
     """Mesh the layer stack of ``device`` as an interval along x[0] = z (m).
 
     Args:

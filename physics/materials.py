@@ -1,0 +1,267 @@
+"""Material properties with their sources, and the material of every region of a device.
+
+The data live in ``materials.toml`` beside this module (each value with its source); a config's
+``[materials.<name>]`` tables override a known material's properties or define a new one.
+
+Conductivity is a diagonal tensor in device axes (z normal to the layers). A uniaxial crystal
+(MgF2, sapphire, SiC) has ``k_parallel`` along its c axis and ``k_perpendicular`` across it: the
+substrate's c axis is ``substrate.c_axis``; other layers of such a material take c along z.
+
+The homogenised grating layer (``grating``) mixes pillars (area fraction f) and the film material
+around them. Heat capacity is the volume average. Through the layer the pillars are parallel
+conductors, so k_zz = f k_p + (1 - f) k_f exactly; in the plane the Rayleigh/Maxwell-Garnett
+estimate for a square array of cylinders, k_xx = k_f (1 + f b) / (1 - f b) with
+b = (k_p - k_f)/(k_p + k_f), is used until the periodic cell problem replaces it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from geometry.device import Device, MaterialOverride
+from geometry.errors import ConfigError, unknown_name
+
+T_REF = 295.0
+"""Temperature (K) at which the tabulated properties hold."""
+
+PUMP_WAVELENGTH_DATA = 442e-9
+"""Wavelength (m) at which ``refractive_index_pump`` is tabulated."""
+
+
+@dataclass(frozen=True)
+class Material:
+    """A material's properties at 295 K, in SI units and device axes.
+
+    Attributes:
+        name: Material name.
+        thermal_conductivity: (k_xx, k_yy, k_zz) in W/m/K.
+        density: kg/m^3.
+        specific_heat: J/kg/K.
+        refractive_index: n + i kappa at the emission wavelength.
+        refractive_index_pump: n + i kappa at the pump wavelength.
+        dn_dt: Thermo-optic coefficient, 1/K.
+        conductivity_exponent: k(T) = k(295 K) (T / 295 K)^exponent (0: constant).
+        plqy: Photoluminescence quantum yield (gain films), else None.
+        sources: Property -> source text.
+    """
+
+    name: str
+    thermal_conductivity: tuple[float, float, float]
+    density: float
+    specific_heat: float
+    refractive_index: complex
+    refractive_index_pump: complex = 1.0 + 0.0j
+    dn_dt: float = 0.0
+    conductivity_exponent: float = 0.0
+    plqy: float | None = None
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def volumetric_heat_capacity(self) -> float:
+        """rho c_p (J/m^3/K)."""
+        return self.density * self.specific_heat
+
+    @property
+    def isotropic(self) -> bool:
+        """True if the conductivity tensor is a multiple of the identity."""
+        kx, ky, kz = self.thermal_conductivity
+        return kx == ky == kz
+
+    @property
+    def permittivity(self) -> complex:
+        """Relative permittivity (n + i kappa)^2 at the emission wavelength."""
+        return self.refractive_index**2
+
+    @property
+    def absorption_coefficient(self) -> float:
+        """Intensity absorption coefficient at the pump wavelength (1/m): 4 pi kappa / lambda."""
+        return 4.0 * math.pi * self.refractive_index_pump.imag / PUMP_WAVELENGTH_DATA
+
+    def diffusivity(self, axis: int = 2) -> float:
+        """Thermal diffusivity k/(rho c_p) along an axis (m^2/s)."""
+        return self.thermal_conductivity[axis] / self.volumetric_heat_capacity
+
+    def conductivity_at(self, temperature: float) -> tuple[float, float, float]:
+        """The conductivity tensor's diagonal at a temperature (K)."""
+        f = (temperature / T_REF) ** self.conductivity_exponent
+        kx, ky, kz = self.thermal_conductivity
+        return (kx * f, ky * f, kz * f)
+
+
+def _complex(value: Any) -> complex:
+    if isinstance(value, list | tuple):
+        return complex(value[0], value[1])
+    return complex(value)
+
+
+@cache
+def _data() -> dict[str, dict[str, Any]]:
+    text = resources.files("physics").joinpath("materials.toml").read_text()
+    return tomllib.loads(text)
+
+
+def known_materials() -> tuple[str, ...]:
+    """Names of the materials in the data file."""
+    return tuple(_data())
+
+
+def _conductivity(entry: Any, c_axis: str) -> tuple[float, float, float]:
+    if isinstance(entry, dict):
+        par, perp = float(entry["parallel_c"]), float(entry["perpendicular_c"])
+        return tuple(par if ax == c_axis else perp for ax in "xyz")  # type: ignore[return-value]
+    if isinstance(entry, list | tuple):
+        return (float(entry[0]), float(entry[1]), float(entry[2]))
+    k = float(entry)
+    return (k, k, k)
+
+
+REQUIRED = ("thermal_conductivity_w_mk", "density_kg_m3", "specific_heat_j_kgk", "refractive_index")
+
+
+def get_material(
+    name: str,
+    overrides: dict[str, MaterialOverride] | None = None,
+    *,
+    c_axis: str = "z",
+    key: str = "material",
+) -> Material:
+    """A material by name, with the config's overrides applied.
+
+    Args:
+        name: Material name (data file, or defined in ``overrides``).
+        overrides: The config's ``[materials.<name>]`` tables.
+        c_axis: Orientation of a uniaxial crystal's c axis: "x", "y" or "z".
+        key: Config key that named the material, for the error message.
+
+    Raises:
+        ConfigError: unknown name (with the nearest valid one), or a new material that lacks a
+            required property.
+    """
+    overrides = overrides or {}
+    data = _data()
+    entry: dict[str, Any] = dict(data.get(name, {}))
+    over = overrides.get(name)
+    if not entry and over is None:
+        raise unknown_name(key, name, [*data, *overrides])
+    sources = dict(entry.pop("sources", {}))
+    if over is not None:
+        for f in dataclasses.fields(over):
+            value = getattr(over, f.name)
+            if value is not None:
+                entry[f.name] = value
+                sources[f.name] = "user override ([materials] in the config)"
+    missing = [r for r in REQUIRED if r not in entry]
+    if missing:
+        raise ConfigError(
+            f"materials.{name}",
+            None,
+            f"a new material needs {', '.join(missing)} (it is not in the data file)",
+        )
+    return Material(
+        name=name,
+        thermal_conductivity=_conductivity(entry["thermal_conductivity_w_mk"], c_axis),
+        density=float(entry["density_kg_m3"]),
+        specific_heat=float(entry["specific_heat_j_kgk"]),
+        refractive_index=_complex(entry["refractive_index"]),
+        refractive_index_pump=_complex(
+            entry.get("refractive_index_pump", entry["refractive_index"])
+        ),
+        dn_dt=float(entry.get("dn_dt_per_k", 0.0)),
+        conductivity_exponent=float(entry.get("conductivity_exponent", 0.0)),
+        plqy=None if entry.get("plqy") is None else float(entry["plqy"]),
+        sources=sources,
+    )
+
+
+def homogenised_grating(pillar: Material, fill: Material, fill_fraction: float) -> Material:
+    """The grating layer as one anisotropic material (see the module docstring for the rules)."""
+    f = fill_fraction
+    kp, kf = pillar.thermal_conductivity[2], fill.thermal_conductivity[2]
+    b = (kp - kf) / (kp + kf)
+    k_plane = kf * (1.0 + f * b) / (1.0 - f * b)
+    k_z = f * kp + (1.0 - f) * kf
+    rho = f * pillar.density + (1.0 - f) * fill.density
+    rho_c = f * pillar.volumetric_heat_capacity + (1.0 - f) * fill.volumetric_heat_capacity
+    eps = f * pillar.permittivity + (1.0 - f) * fill.permittivity
+    return Material(
+        name=f"grating({pillar.name}|{fill.name})",
+        thermal_conductivity=(k_plane, k_plane, k_z),
+        density=rho,
+        specific_heat=rho_c / rho,
+        refractive_index=complex(eps) ** 0.5,
+        refractive_index_pump=(
+            f * pillar.refractive_index_pump**2 + (1 - f) * fill.refractive_index_pump**2
+        )
+        ** 0.5,
+        dn_dt=f * pillar.dn_dt + (1.0 - f) * fill.dn_dt,
+        conductivity_exponent=0.0,
+        plqy=fill.plqy,
+        sources={
+            "all": "homogenised: volume averages; k_zz parallel, k_xx Rayleigh (2D Maxwell-Garnett)"
+        },
+    )
+
+
+def region_materials(device: Device) -> dict[str, Material]:
+    """The material of every region a mesh of ``device`` can have, keyed by region name.
+
+    Raises:
+        ConfigError: for an unknown material, before any meshing.
+    """
+    over = device.materials
+    out = {
+        "film": get_material(device.film.material, over, key="film.material"),
+        "substrate": get_material(
+            device.substrate.material,
+            over,
+            c_axis=device.substrate.c_axis,
+            key="substrate.material",
+        ),
+        "cover": get_material("air", over),
+    }
+    out["grating_fill"] = out["film"]
+    if device.grating is not None:
+        out["pillars"] = get_material(device.grating.material, over, key="grating.material")
+        out["grating"] = homogenised_grating(
+            out["pillars"], out["film"], device.grating.fill_fraction
+        )
+    if device.cladding is not None:
+        out["cladding"] = get_material(device.cladding.material, over, key="cladding.material")
+    if device.cap is not None:
+        out["cap"] = get_material(device.cap.material, over, key="cap.material")
+    return out
+
+
+def validate_materials(device: Device) -> None:
+    """Resolve every material name of a device (and the user-defined ones), raising ConfigError."""
+    region_materials(device)
+    for name in device.materials:
+        get_material(name, device.materials, key=f"materials.{name}")
+
+
+def materials_table() -> list[dict[str, Any]]:
+    """One row per known material: properties (with units in the keys) and their sources."""
+    rows = []
+    for name in known_materials():
+        m = get_material(name)
+        kx, _, kz = m.thermal_conductivity
+        rows.append(
+            {
+                "name": name,
+                "k_w_mk": kx if m.isotropic else [kx, kz],
+                "density_kg_m3": m.density,
+                "specific_heat_j_kgk": m.specific_heat,
+                "n_643": [m.refractive_index.real, m.refractive_index.imag],
+                "n_442": [m.refractive_index_pump.real, m.refractive_index_pump.imag],
+                "dn_dt_per_k": m.dn_dt,
+                "k_exponent": m.conductivity_exponent,
+                "sources": m.sources,
+            }
+        )
+    return rows

@@ -1,0 +1,282 @@
+"""The ``cqdlaser`` command line (also ``python -m studies``).
+
+Every command takes ``--out DIR`` and ``--json`` (one JSON document on stdout and nothing else);
+config-taking commands take ``--set section.key=value`` (repeatable). Arguments the parser does
+not know and that start with ``-`` go to the PETSc options database, so ``-heat_ksp_monitor``
+works. A wrong configuration prints one line naming the key, the value and the allowed range,
+and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+from geometry.errors import ConfigError
+from studies.output import provenance, setup_logging, to_json, write_csv, write_json
+
+logger = logging.getLogger("cqdlaser")
+
+Command = Callable[[argparse.Namespace], dict[str, Any]]
+
+
+def _load(args: argparse.Namespace):
+    from geometry.config import load_device
+    from physics.materials import validate_materials
+
+    device = load_device(args.config, args.set or [])
+    validate_materials(device)
+    return device
+
+
+def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
+    """Versions of the stack and tiny solves that prove it works."""
+    from studies.doctor import run_doctor
+
+    result = run_doctor(MPI.COMM_WORLD)
+    for name, value in result["versions"].items():
+        logger.info("%-14s %s", name, value)
+    logger.info("%-14s %d", "mpi size", result["mpi_size"])
+    for name, check in result["checks"].items():
+        logger.info(
+            "%-4s %-18s %s (%.2f s)",
+            "ok" if check["ok"] else "FAIL",
+            name,
+            check["message"],
+            check["seconds"],
+        )
+    if not result["ok"]:
+        logger.error("doctor: some checks failed (see above)")
+    return result
+
+
+def cmd_materials(args: argparse.Namespace) -> dict[str, Any]:
+    """The materials table with sources."""
+    from physics.materials import materials_table
+
+    rows = materials_table()
+    logger.info(
+        "%-14s %-14s %8s %7s %-16s %-16s %9s",
+        "material",
+        "k (W/m/K)",
+        "rho",
+        "c_p",
+        "n (643 nm)",
+        "n (442 nm)",
+        "dn/dT",
+    )
+    for r in rows:
+        k = r["k_w_mk"]
+        ks = f"{k:g}" if not isinstance(k, list) else f"{k[0]:g}/{k[1]:g} (a/c)"
+        logger.info(
+            "%-14s %-14s %8g %7g %-16s %-16s %9.2g",
+            r["name"],
+            ks,
+            r["density_kg_m3"],
+            r["specific_heat_j_kgk"],
+            _nk(r["n_643"]),
+            _nk(r["n_442"]),
+            r["dn_dt_per_k"],
+        )
+    logger.info("\nsources:")
+    for r in rows:
+        for prop, src in r["sources"].items():
+            logger.info("  %s.%s: %s", r["name"], prop, src)
+    if args.out is not None:
+        write_json(Path(args.out) / "materials.json", {"materials": rows, **provenance()})
+    return {"materials": rows}
+
+
+def _nk(v: list[float]) -> str:
+    return f"{v[0]:.4g}" if v[1] == 0 else f"{v[0]:.4g}+{v[1]:.3g}i"
+
+
+def cmd_mesh(args: argparse.Namespace) -> dict[str, Any]:
+    """Build, summarise and write one mesh kind."""
+    from geometry.builders import build_mesh
+    from geometry.config import device_to_dict
+    from geometry.meshdata import write_mesh
+
+    t0 = time.perf_counter()
+    device = _load(args)
+    out = Path(args.out or f"results/mesh-{args.kind}")
+    comm = MPI.COMM_WORLD
+    data = build_mesh(device, args.kind, comm, resolved=args.resolved, msh_file=out / "mesh.msh")
+    build_s = time.perf_counter() - t0
+    counts = data.counts()
+    regions = data.region_measures()
+    result = {
+        "kind": args.kind,
+        **counts,
+        "min_quality": data.quality_min,
+        "regions": regions,
+        "boundaries": sorted(data.boundaries),
+        "untagged_cells": data.untagged_cells(),
+        "build_s": build_s,
+        "mpi_size": comm.size,
+        "out": str(out),
+    }
+    info = provenance(comm, inputs=device_to_dict(device), started=t0, mesh=result)
+    write_mesh(data, out, info=info)
+    unit = {1: "m", 2: "m^2", 3: "m^3"}[data.mesh.topology.dim]
+    logger.info(
+        "%s mesh: %d cells, %d vertices, min quality %.3f, %.2f s on %d rank(s)",
+        args.kind,
+        counts["cells"],
+        counts["vertices"],
+        data.quality_min,
+        build_s,
+        comm.size,
+    )
+    for name, value in regions.items():
+        logger.info("  %-14s %.6e %s", name, value, unit)
+    logger.info("boundaries: %s", ", ".join(sorted(data.boundaries)))
+    logger.info("written to %s (mesh.xdmf, mesh.msh, markers.json, info.json)", out)
+    return result
+
+
+def _studies() -> dict[str, Callable[[argparse.Namespace], dict[str, Any]]]:
+    return {"meshes": study_meshes}
+
+
+def study_meshes(args: argparse.Namespace) -> dict[str, Any]:
+    """Every mesh kind of the paper device: counts, quality, region measures and build time."""
+    from geometry.builders import build_mesh
+    from geometry.config import load_device
+    from geometry.meshdata import KINDS
+
+    config = Path(__file__).parent / "configs" / "paper_inorganic_mgf2.toml"
+    overrides = list(args.set or [])
+    if args.quick:
+        overrides.append("mesh.scale=3")
+    device = load_device(config, overrides)
+    out = Path(args.out or "results") / "meshes"
+    rows = []
+    for kind in KINDS:
+        t0 = time.perf_counter()
+        data = build_mesh(device, kind, MPI.COMM_WORLD)
+        rows.append(
+            {
+                "kind": kind,
+                **data.counts(),
+                "min_quality": data.quality_min,
+                "seconds": time.perf_counter() - t0,
+            }
+        )
+        logger.info(
+            "%-14s %8d cells %8d vertices  quality %.3f  %.2f s",
+            kind,
+            rows[-1]["cells"],
+            rows[-1]["vertices"],
+            data.quality_min,
+            rows[-1]["seconds"],
+        )
+    write_csv(out / "meshes.csv", rows=rows)
+    write_json(out / "meshes.json", {"meshes": rows, **provenance(inputs=str(config))})
+    return {"meshes": rows, "out": str(out)}
+
+
+def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
+    """The studies that ``cqdlaser run`` knows."""
+    studies = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in _studies().items()}
+    for name, doc in studies.items():
+        logger.info("%-16s %s", name, doc)
+    return {"studies": studies}
+
+
+def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
+    """Run studies by name."""
+    from geometry.errors import unknown_name
+
+    known = _studies()
+    for name in args.study:
+        if name not in known:
+            raise unknown_name("study", name, known)
+    return {name: known[name](args) for name in args.study}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="cqdlaser",
+        formatter_class=fmt,
+        description="Heat and optical modes of colloidal-quantum-dot DFB lasers (FEM, MPI).",
+        epilog="Unknown options starting with '-' are passed to PETSc (e.g. -heat_ksp_monitor).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Command, *, config: bool = False) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=(func.__doc__ or "").strip().splitlines()[0], formatter_class=fmt
+        )
+        if config:
+            p.add_argument("config", help="device/run TOML file")
+            p.add_argument(
+                "--set",
+                action="append",
+                metavar="KEY=VALUE",
+                help="override a config key, e.g. film.thickness_nm=60 (repeatable)",
+            )
+        p.add_argument("--out", default=None, help="output directory")
+        p.add_argument("--json", action="store_true", help="print one JSON document on stdout")
+        p.set_defaults(func=func)
+        return p
+
+    add("doctor", cmd_doctor)
+    add("materials", cmd_materials)
+    p = add("mesh", cmd_mesh, config=True)
+    p.add_argument(
+        "--kind",
+        default="axisymmetric",
+        choices=["stack", "cross-section", "cell", "device", "axisymmetric"],
+    )
+    p.add_argument(
+        "--resolved", action="store_true", help="device kind: resolve the pillars under the spot"
+    )
+    add("list", cmd_list)
+    p = add("run", cmd_run)
+    p.add_argument("study", nargs="+", help="study names (see cqdlaser list)")
+    p.add_argument("--quick", action="store_true", help="coarse meshes and short sweeps")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    return parser
+
+
+def _petsc_options(extra: Sequence[str]) -> None:
+    bad = [a for a in extra if not a.startswith("-")]
+    if bad:
+        raise SystemExit(f"cqdlaser: error: unrecognised arguments: {' '.join(bad)}")
+    if extra:
+        from petsc4py import PETSc
+
+        PETSc.Options().insertString(" ".join(extra))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (2 for a wrong configuration)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    comm = MPI.COMM_WORLD
+    setup_logging(comm, quiet=args.json)
+    _petsc_options(extra)
+    try:
+        result = args.func(args)
+    except ConfigError as err:
+        if comm.rank == 0:
+            print(f"cqdlaser: error: {err}", file=sys.stderr)
+        return 2
+    if args.json and comm.rank == 0:
+        sys.stdout.write(to_json(result) + "\n")
+        sys.stdout.flush()
+    return 0 if result.get("ok", True) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
