@@ -1,0 +1,226 @@
+"""Laser threshold versus temperature, lasing duration under a pump pulse, and the CW criterion.
+
+Threshold models (``[laser] model``):
+
+- ``exponential``: the characteristic-temperature law P_th(T) = P_th0 exp((T - T_ref)/T0).
+- ``auger``: the threshold is inversely proportional to the Auger lifetime of the paper's Eq. (1),
+  tau ∝ (E/kT)^(3/2) exp(E/kT), normalised at T_ref, with an *effective* activation energy E_a:
+  P_th(T) = P_th0 (T/T_ref)^(3/2) exp[(E_a/k)(1/T_ref - 1/T)]. Eq. (1) taken literally with the
+  band gap (~1.9 eV) would raise the threshold 10^4-fold over 40 K; E_a ~ 78 meV reproduces the
+  paper's 1.7x at ~333 K (physics.md §1.5).
+
+Lasing lasts while the pump exceeds the threshold at the film's hottest point. In steady state the
+film temperature is T_ss(P) = T_sink + R P for a linear device (R: thermal resistance, K per W/m^2
+of pump), and CW lasing needs P >= P_th(T_ss(P)). For the exponential law with a = R P_th0'/T0,
+P_th0' = P_th0 exp((T_sink - T_ref)/T0), and x = R P/T0 the condition is x e^(-x) >= a: CW is
+possible iff a <= 1/e, between x_low = -W_0(-a) and x_high = -W_(-1)(-a) (Lambert W branches).
+For nonlinear devices (k(T), temperature-dependent losses) :func:`cw_window` finds the same window
+numerically from any T_ss(P).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy.optimize import brentq
+from scipy.special import lambertw
+
+from geometry.device import Device
+
+BOLTZMANN_EV = 8.617333262e-5
+"""Boltzmann constant (eV/K)."""
+
+KW_CM2 = 1e7
+"""1 kW/cm^2 in W/m^2."""
+
+
+@dataclass(frozen=True)
+class ThresholdModel:
+    """Threshold intensity versus film temperature.
+
+    Attributes:
+        threshold: P_th0, threshold intensity at ``reference_temperature`` (W/m^2).
+        reference_temperature: T_ref (K).
+        model: ``"exponential"`` or ``"auger"``.
+        t0: Characteristic temperature T0 (K), exponential model.
+        activation_energy: Effective activation energy E_a (eV), Auger model.
+    """
+
+    threshold: float
+    reference_temperature: float = 295.0
+    model: str = "exponential"
+    t0: float = 72.0
+    activation_energy: float = 0.078
+
+    def __post_init__(self) -> None:
+        if self.model not in ("exponential", "auger"):
+            raise ValueError(f"model must be 'exponential' or 'auger', got {self.model!r}")
+
+    def __call__(self, temperature: npt.ArrayLike) -> npt.NDArray[np.float64] | float:
+        """P_th(T) in W/m^2 (vectorised over temperatures in K)."""
+        t = np.asarray(temperature, dtype=float)
+        tr = self.reference_temperature
+        with np.errstate(over="ignore"):  # a runaway temperature gives an infinite threshold
+            if self.model == "exponential":
+                out = self.threshold * np.exp((t - tr) / self.t0)
+            else:
+                out = (
+                    self.threshold
+                    * (t / tr) ** 1.5
+                    * np.exp(self.activation_energy / BOLTZMANN_EV * (1.0 / tr - 1.0 / t))
+                )
+        return float(out) if out.ndim == 0 else out
+
+    def temperature_at(self, intensity: float) -> float:
+        """The film temperature (K) at which the threshold reaches ``intensity`` (W/m^2)."""
+        if self.model == "exponential":
+            return self.reference_temperature + self.t0 * math.log(intensity / self.threshold)
+        tr = self.reference_temperature
+        f = lambda t: float(self(t)) - intensity  # noqa: E731
+        lo, hi = 1.0, tr
+        while f(hi) < 0.0:
+            hi *= 2.0
+        return float(brentq(f, lo, hi, xtol=1e-10))
+
+
+def threshold_model(device: Device) -> ThresholdModel:
+    """The threshold model of a device's ``[laser]`` section."""
+    laser = device.laser
+    return ThresholdModel(
+        threshold=laser.threshold_kw_cm2 * KW_CM2,
+        reference_temperature=laser.reference_temperature_k,
+        model=laser.model,
+        t0=laser.t0_k,
+        activation_energy=laser.activation_energy_mev * 1e-3,
+    )
+
+
+def fit_t0(ratio: float, temperature: float, reference_temperature: float = 295.0) -> float:
+    """T0 such that P_th(temperature)/P_th(T_ref) = ``ratio`` (K); e.g. 1.7x at 333 K gives 72 K."""
+    return (temperature - reference_temperature) / math.log(ratio)
+
+
+def fit_activation_energy(
+    ratio: float, temperature: float, reference_temperature: float = 295.0
+) -> float:
+    """Effective E_a (eV) of the Auger model giving ``ratio`` at ``temperature``."""
+    tr = reference_temperature
+    return (
+        BOLTZMANN_EV
+        * (math.log(ratio) - 1.5 * math.log(temperature / tr))
+        / (1.0 / tr - 1.0 / temperature)
+    )
+
+
+def lasing_duration(
+    times: npt.ArrayLike,
+    temperature: npt.ArrayLike,
+    intensity: float,
+    model: ThresholdModel,
+    pulse: float | None = None,
+) -> float | None:
+    """How long the film lases under a pump pulse of constant ``intensity`` (W/m^2).
+
+    Args:
+        times: Increasing times (s) from the start of the pulse.
+        temperature: The film's maximum temperature (K) at those times.
+        intensity: Pump intensity during the pulse (W/m^2).
+        model: Threshold model.
+        pulse: Pulse length (s); None for CW (the end of the history bounds the answer).
+
+    Returns:
+        None if the pump is below threshold from the start; the pulse length (or the last time)
+        if it lases throughout; else the time at which P_th(T(t)) overtakes the pump, linearly
+        interpolated between samples.
+    """
+    t = np.asarray(times, dtype=float)
+    temp = np.asarray(temperature, dtype=float)
+    if t.shape != temp.shape or t.ndim != 1 or t.size < 1:
+        raise ValueError("times and temperature must be 1D arrays of the same length")
+    end = t[-1] if pulse is None else pulse
+    inside = t <= end
+    t, temp = t[inside], temp[inside]
+    margin = intensity - np.asarray(model(temp))
+    if margin[0] < 0.0:
+        return None
+    below = np.nonzero(margin < 0.0)[0]
+    if below.size == 0:
+        return float(end)
+    i = int(below[0])
+    m0, m1 = margin[i - 1], margin[i]
+    return float(t[i - 1] + (t[i] - t[i - 1]) * m0 / (m0 - m1))
+
+
+@dataclass(frozen=True)
+class CWResult:
+    """The CW verdict of a device.
+
+    Attributes:
+        possible: True if some pump intensity lases in steady state.
+        pump_range: (low, high) pump intensities (W/m^2) that lase CW, or None.
+        criterion: a = R P_th0'/T0 for the exponential model (CW iff a <= 1/e); NaN otherwise.
+        margin: (1/e)/a for the exponential model (> 1 means CW is possible with that factor to
+            spare); for a numerical window, max over P of P/P_th(T_ss(P)).
+    """
+
+    possible: bool
+    pump_range: tuple[float, float] | None
+    criterion: float
+    margin: float
+
+
+def cw_exponential(
+    thermal_resistance: float, model: ThresholdModel, sink_temperature: float = 295.0
+) -> CWResult:
+    """Closed-form CW window for a linear device and the exponential threshold law.
+
+    Args:
+        thermal_resistance: R, steady film temperature rise per unit pump intensity (K m^2/W).
+        model: An exponential threshold model.
+        sink_temperature: T_sink (K).
+    """
+    if model.model != "exponential":
+        raise ValueError("the closed form holds for the exponential threshold model only")
+    p0 = model.threshold * math.exp((sink_temperature - model.reference_temperature) / model.t0)
+    a = thermal_resistance * p0 / model.t0
+    margin = math.inf if a == 0.0 else (1.0 / math.e) / a
+    if a > 1.0 / math.e:
+        return CWResult(False, None, a, margin)
+    if a == 0.0:
+        return CWResult(True, (p0, math.inf), a, margin)
+    x_low = -lambertw(-a, 0).real
+    x_high = -lambertw(-a, -1).real
+    scale = model.t0 / thermal_resistance
+    return CWResult(True, (x_low * scale, x_high * scale), a, margin)
+
+
+def cw_window(
+    steady_temperature: Callable[[float], float],
+    model: ThresholdModel,
+    pump_max: float,
+    *,
+    samples: int = 400,
+) -> CWResult:
+    """Numerical CW window for any steady film temperature T_ss(P) (K) of pump P (W/m^2).
+
+    Samples g(P) = P - P_th(T_ss(P)) on a logarithmic grid up to ``pump_max`` and refines the sign
+    changes with Brent's method. Assumes at most one window (g rises, then falls).
+    """
+    grid = np.geomspace(pump_max * 1e-4, pump_max, samples)
+    g = np.array([p - float(model(steady_temperature(p))) for p in grid])
+    ratio = float(np.max(grid / (grid - g)))
+    ok = np.nonzero(g >= 0.0)[0]
+    if ok.size == 0:
+        return CWResult(False, None, math.nan, ratio)
+    f = lambda p: p - float(model(steady_temperature(p)))  # noqa: E731
+    i0, i1 = int(ok[0]), int(ok[-1])
+    low = grid[i0] if i0 == 0 else brentq(f, grid[i0 - 1], grid[i0], xtol=1e-12, rtol=1e-12)
+    if i1 == samples - 1:
+        high = math.inf
+    else:
+        high = brentq(f, grid[i1], grid[i1 + 1], xtol=1e-12, rtol=1e-12)
+    return CWResult(True, (float(low), float(high)), math.nan, ratio)
