@@ -142,6 +142,49 @@ def cmd_mesh(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
+    """Guided TE and TM modes of the layer stack."""
+    from geometry.config import device_to_dict
+    from studies.optics import stack_mode_table
+
+    t0 = time.perf_counter()
+    device = _load(args)
+    rows = stack_mode_table(device, MPI.COMM_WORLD, polarisations=args.polarisation)
+    logger.info(
+        "%-4s %5s %9s %8s %9s %10s %s",
+        "pol",
+        "order",
+        "n_eff",
+        "n_g",
+        "loss/cm",
+        "Gamma_film",
+        "lambda_Bragg (nm)",
+    )
+    for r in rows:
+        bragg = "-" if r["bragg_wavelength_nm"] is None else f"{r['bragg_wavelength_nm']:.2f}"
+        logger.info(
+            "%-4s %5d %9.6f %8.4f %9.3g %10.4f %s",
+            r["polarisation"],
+            r["order"],
+            r["n_eff"],
+            r["group_index"],
+            r["loss_per_cm"],
+            r["gain_confinement"],
+            bragg,
+        )
+    if not rows:
+        logger.info("no guided mode at %.1f nm", device.optics.wavelength_nm)
+    result = {"modes": rows, "wavelength_nm": device.optics.wavelength_nm}
+    if args.out is not None:
+        out = Path(args.out)
+        flat = [{k: v for k, v in r.items() if k != "confinement"} for r in rows]
+        write_csv(out / "modes.csv", rows=flat) if flat else None
+        write_json(
+            out / "modes.json", {**result, **provenance(inputs=device_to_dict(device), started=t0)}
+        )
+    return result
+
+
 def _studies() -> dict[str, Callable[[argparse.Namespace], dict[str, Any]]]:
     return {"meshes": study_meshes}
 
@@ -241,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--resolved", action="store_true", help="device kind: resolve the pillars under the spot"
     )
+    p = add("modes", cmd_modes, config=True)
+    p.add_argument("--polarisation", nargs="+", default=["TE", "TM"], choices=["TE", "TM"])
     add("list", cmd_list)
     p = add("run", cmd_run)
     p.add_argument("study", nargs="+", help="study names (see cqdlaser list)")

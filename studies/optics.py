@@ -1,0 +1,56 @@
+"""Optical runs on a device: the guided modes of its layer stack, as table rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from mpi4py import MPI
+
+from geometry.device import Device
+from geometry.stack import build_stack
+from physics.materials import region_materials
+from physics.modes import stack_modes, thermo_optic_shift
+from physics.permittivity import region_dn_dt, region_permittivity
+
+GAIN_REGIONS = ("film", "grating_fill", "grating")
+
+
+def stack_mode_table(
+    device: Device, comm: MPI.Comm = MPI.COMM_WORLD, *, polarisations: Sequence[str] = ("TE", "TM")
+) -> list[dict[str, Any]]:
+    """Guided modes of the device's layer stack at ``optics.wavelength_nm``, one row per mode.
+
+    Each row: polarisation, order, n_eff, group index, loss (1/cm), confinement per region, the
+    confinement in the gain material (film plus the CQD fraction of the grating layer), and for a
+    grating device the second-order Bragg estimate lambda = n_eff Lambda with its d(lambda)/dT.
+    """
+    data = build_stack(device, comm, optical=True)
+    mats = region_materials(device)
+    eps = region_permittivity(device, list(data.regions), materials=mats)
+    dn_dt = region_dn_dt(device, list(data.regions), materials=mats)
+    fill = 0.0 if device.grating is None else device.grating.fill_fraction
+    rows = []
+    for pol in polarisations:
+        for mode in stack_modes(data, eps, device.optics.wavelength, pol):
+            gamma = mode.confinement
+            gain = gamma.get("film", 0.0) + (1.0 - fill) * gamma.get("grating", 0.0)
+            row: dict[str, Any] = {
+                "polarisation": pol,
+                "order": mode.order,
+                "n_eff": mode.n_eff,
+                "group_index": mode.group_index,
+                "loss_per_cm": mode.loss_per_cm,
+                "confinement": gamma,
+                "gain_confinement": gain,
+                "bragg_wavelength_nm": None,
+                "bragg_shift_nm_per_k": None,
+            }
+            if device.grating is not None:
+                dndt = thermo_optic_shift(mode, eps, dn_dt)
+                row["bragg_wavelength_nm"] = mode.n_eff * device.grating.period_nm
+                row["bragg_shift_nm_per_k"] = (
+                    device.grating.period_nm * dndt * (mode.n_eff / mode.group_index)
+                )
+            rows.append(row)
+    return rows
