@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed
 
 run: install
-	$(VENV)/bin/cqdlaser run meshes --quick --out $(OUT)
+	$(VENV)/bin/cqdlaser run paper --quick --out $(OUT)
 
 test: test-serial test-mpi
 

@@ -185,64 +185,30 @@ def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _studies() -> dict[str, Callable[[argparse.Namespace], dict[str, Any]]]:
-    return {"meshes": study_meshes}
-
-
-def study_meshes(args: argparse.Namespace) -> dict[str, Any]:
-    """Every mesh kind of the paper device: counts, quality, region measures and build time."""
-    from geometry.builders import build_mesh
-    from geometry.config import load_device
-    from geometry.meshdata import KINDS
-
-    config = Path(__file__).parent / "configs" / "paper_inorganic_mgf2.toml"
-    overrides = list(args.set or [])
-    if args.quick:
-        overrides.append("mesh.scale=3")
-    device = load_device(config, overrides)
-    out = Path(args.out or "results") / "meshes"
-    rows = []
-    for kind in KINDS:
-        t0 = time.perf_counter()
-        data = build_mesh(device, kind, MPI.COMM_WORLD)
-        rows.append(
-            {
-                "kind": kind,
-                **data.counts(),
-                "min_quality": data.quality_min,
-                "seconds": time.perf_counter() - t0,
-            }
-        )
-        logger.info(
-            "%-14s %8d cells %8d vertices  quality %.3f  %.2f s",
-            kind,
-            rows[-1]["cells"],
-            rows[-1]["vertices"],
-            data.quality_min,
-            rows[-1]["seconds"],
-        )
-    write_csv(out / "meshes.csv", rows=rows)
-    write_json(out / "meshes.json", {"meshes": rows, **provenance(inputs=str(config))})
-    return {"meshes": rows, "out": str(out)}
-
-
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     """The studies that ``cqdlaser run`` knows."""
-    studies = {name: (fn.__doc__ or "").strip().splitlines()[0] for name, fn in _studies().items()}
+    from studies.registry import PAPER, STUDIES, describe
+
+    studies = {name: describe(name) for name in STUDIES}
     for name, doc in studies.items():
         logger.info("%-16s %s", name, doc)
-    return {"studies": studies}
+    logger.info("%-16s all of: %s", "paper", ", ".join(PAPER))
+    return {"studies": studies, "paper": list(PAPER)}
 
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run studies by name."""
+    """Run studies by name (``paper``: the paper's figures and numbers)."""
     from geometry.errors import unknown_name
+    from studies.registry import STUDIES, run_studies
 
-    known = _studies()
     for name in args.study:
-        if name not in known:
-            raise unknown_name("study", name, known)
-    return {name: known[name](args) for name in args.study}
+        if name not in STUDIES and name != "paper":
+            raise unknown_name("study", name, [*STUDIES, "paper"])
+    out = Path(args.out or "results")
+    t0 = time.perf_counter()
+    result = run_studies(args.study, out, quick=args.quick, comm=MPI.COMM_WORLD)
+    logger.info("studies written under %s (%.1f s)", out, time.perf_counter() - t0)
+    return result
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -290,7 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run)
     p.add_argument("study", nargs="+", help="study names (see cqdlaser list)")
     p.add_argument("--quick", action="store_true", help="coarse meshes and short sweeps")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     return parser
 
 

@@ -1,0 +1,44 @@
+"""The studies ``cqdlaser run`` knows, by name: each is ``run(out, *, quick, comm) -> dict``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+Study = Callable[..., dict[str, Any]]
+
+STUDIES: dict[str, str] = {
+    "meshes": "studies.meshes",
+    "fig1c": "studies.fig1c",
+}
+"""Study name -> module holding its ``run``."""
+
+PAPER: tuple[str, ...] = ("fig1c",)
+"""What ``cqdlaser run paper`` runs, in order."""
+
+
+def study(name: str) -> Study:
+    """The ``run`` function of a study."""
+    return import_module(STUDIES[name]).run
+
+
+def describe(name: str) -> str:
+    """The first line of a study module's docstring."""
+    doc = import_module(STUDIES[name]).__doc__ or ""
+    return " ".join(doc.strip().split("\n\n")[0].split())
+
+
+def run_studies(
+    names: list[str], out: Path, *, quick: bool, comm: MPI.Comm = MPI.COMM_WORLD
+) -> dict[str, Any]:
+    """Run studies by name (``paper`` expands to :data:`PAPER`), each into ``out/<name>``."""
+    expanded = [n for name in names for n in (PAPER if name == "paper" else (name,))]
+    results = {}
+    for name in expanded:
+        results[name] = study(name)(out / name, quick=quick, comm=comm)
+        comm.barrier()  # rank 0 writes: its files are complete before anyone goes on
+    return results

@@ -1,0 +1,37 @@
+"""Studies in their quick form: they run (serially and under MPI) and write well-formed outputs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from studies.registry import run_studies
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_fig1c_quick(shared_tmp: Path) -> None:
+    result = run_studies(["fig1c"], shared_tmp, quick=True)["fig1c"]
+    out = shared_tmp / "fig1c"
+    rows = _read_csv(out / "fig1c.csv")
+    assert len(rows) >= 10
+    gamma_in = [float(r["gamma_inorganic"]) for r in rows]
+    gamma_org = [float(r["gamma_organic"]) for r in rows]
+    # confinement grows with thickness, and the denser film confines more at every thickness
+    assert gamma_in == sorted(gamma_in) and all(
+        a >= b for a, b in zip(gamma_in, gamma_org, strict=True)
+    )
+    # physics.md 1.3: Gamma = 0.54 (inorganic, 120 nm) and 0.80 (organic, 300 nm) on glass
+    assert result["gamma_inorganic_120nm"] == pytest.approx(0.54, abs=0.01)
+    assert result["gamma_organic_300nm"] == pytest.approx(0.80, abs=0.01)
+    assert 0.6 < result["ratio_at_organic_optimum"] < 0.7
+    meta = json.loads((out / "fig1c.json").read_text())
+    assert meta["versions"]["dolfinx"] and meta["mpi_size"] >= 1
+    for suffix in ("png", "pdf"):
+        assert (out / f"fig1c.{suffix}").stat().st_size > 1000
