@@ -1,0 +1,900 @@
+"""Transient and steady heat conduction on ``stack``, ``axisymmetric`` and ``device`` meshes.
+
+.. math::
+
+    \\rho c_p \\frac{\\partial T}{\\partial t} - \\nabla\\cdot(K(T) \\nabla T) = Q(x, t),
+
+with ``K = diag(k_xx, k_yy, k_zz) (T / 295 K)^n`` per region in device axes (r-z meshes use
+``diag(k_xx, k_zz)``, 1D stacks ``k_zz``), ``T = T_sink`` on ``bottom`` and ``side``, adiabatic
+symmetry planes and axis, and on ``top`` either no flux or ``-K grad T . n = h (T - T_ambient)``.
+The unknown is the rise ``u = T - T_sink`` (K), so the sink condition is homogeneous. Integrals
+carry the weight ``w = 2 pi r`` on r-z meshes (``x[0] = r``), 1 otherwise; on ``device`` meshes
+(a quarter domain) integrated quantities (energies) are those of the quarter.
+
+Time integration is implicit on a given grid of time levels (``time_grid``: geometric steps from
+``first_step``, growing by ``step_growth`` up to ``max_step``, restarted at each pump edge):
+
+- ``backward-euler``: ``C (u^{n+1} - u^n) / dt_n + A u^{n+1} = F^{n+1}``;
+- ``bdf2`` (variable step, ``omega = dt_n / dt_{n-1}``):
+  ``C (a0 u^{n+1} + a1 u^n + a2 u^{n-1}) / dt_n + A u^{n+1} = F^{n+1}`` with
+  ``a0 = (1 + 2 omega)/(1 + omega)``, ``a1 = -(1 + omega)``, ``a2 = omega^2/(1 + omega)``.
+  The first step, and the first step after each pump edge, is backward Euler (the solution has a
+  kink there).
+
+The pump term of a step is ``Q`` times the exact mean of the waveform over the step, so the
+energy put in is exact whatever the grid. For linear problems the mass and stiffness matrices
+are assembled once; the operator ``K + (a0/dt) M`` is re-formed (a matrix AXPY, no assembly)
+only when ``a0/dt`` changes, and the preconditioner is rebuilt only then. With ``nonlinear`` and
+a material of non-zero ``conductivity_exponent``, each step is a Newton solve (PETSc SNES, prefix
+``heat_snes_``) with residual and Jacobian callbacks of our own rather than
+``dolfinx.fem.petsc.NonlinearProblem``, because the (lumped) storage matrix enters both outside
+UFL. The storage term is lumped by row sums by default (``int C phi_i w``; positive for P1/Q1,
+also on the r-z axis), which keeps the discrete maximum principle at the 1 ns first steps where a
+consistent mass matrix overshoots by ~1 % next to the film/substrate interface.
+
+Linear solvers: CG + GAMG (prefix ``heat_``), or MUMPS LU for at most ``direct_max_dofs``
+unknowns; defaults in ``DEFAULT_HEAT_*OPTIONS``, overridden by ``HeatSettings.petsc_options`` /
+``snes_options``, and by command-line options under the prefix. Every solve checks the converged
+reason and raises ``RuntimeError`` naming it and the options.
+
+Thermal boundary resistance ``R`` (m^2 K/W) at the ``interface``: the layer of cells just below
+the interface (substrate or cladding side, where there is no source) has its through-plane
+conductivity replaced by ``h / (h / k_zz + R)``, ``h`` the cell's depth: an equivalent layer one
+cell thick. Steady 1D temperatures are exact (series resistances); in 2D/3D the jump ``R q`` is
+spread over one (thin) cell instead of sitting on the plane, and that cell keeps its heat
+capacity. The ``interface`` nodes then carry the film-side temperature.
+
+Energy bookkeeping: ``in`` is the pump energy (exact), ``stored`` is ``int C u w dV``, ``out``
+the heat through the sink from the consistent (reaction) flux, the residual of the unconstrained
+equations at the sink's degrees of freedom, and ``out_top`` the heat through a convective top,
+both integrated in time by the rectangle rule on backward-Euler steps (then
+``in = stored + out + out_top`` holds to solver tolerance) and by the trapezoidal rule on BDF2
+steps (then it holds to the scheme's second-order accuracy).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mpi4py import MPI
+from petsc4py import PETSc
+
+import numpy as np
+
+import dolfinx
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fem_petsc
+
+from geometry.device import Device
+from geometry.meshdata import MeshData
+from physics.source import HeatSource, source_from_device
+
+logger = logging.getLogger(__name__)
+
+REFERENCE_TEMPERATURE = 295.0
+"""Temperature (K) at which the conductivities hold; ``k(T) = k (T / 295 K)^n``."""
+
+SCHEMES = ("bdf2", "backward-euler")
+SINKS = ("bottom", "side")
+
+DEFAULT_HEAT_OPTIONS: dict[str, Any] = {
+    "ksp_type": "cg",
+    "pc_type": "gamg",
+    "ksp_rtol": 1e-10,
+    "ksp_max_it": 2000,
+    "ksp_initial_guess_nonzero": True,
+    "ksp_error_if_not_converged": True,
+}
+"""Linear solver options (prefix ``heat_``): CG + GAMG; small problems use MUMPS instead."""
+
+DEFAULT_HEAT_DIRECT_OPTIONS: dict[str, Any] = {
+    "ksp_type": "preonly",
+    "pc_type": "lu",
+    "pc_factor_mat_solver_type": "mumps",
+    "ksp_error_if_not_converged": True,
+}
+"""Linear solver options for problems of at most ``HeatSettings.direct_max_dofs`` unknowns."""
+
+DEFAULT_HEAT_SNES_OPTIONS: dict[str, Any] = {
+    "snes_type": "newtonls",
+    "snes_linesearch_type": "basic",
+    "snes_rtol": 1e-10,
+    "snes_stol": 1e-12,
+    "snes_max_it": 30,
+    "snes_error_if_not_converged": True,
+}
+"""Newton options (prefix ``heat_snes_``); its linear solver follows the same size rule."""
+
+SourceFunction = Callable[[Any, fem.Constant], Any]
+"""A source given as ``Q(x, t)`` (W/m^3): a UFL expression of the spatial coordinate and time."""
+
+
+class ThermalMaterial(Protocol):
+    """What the heat solver needs of a material (``physics.materials.Material`` has it)."""
+
+    @property
+    def thermal_conductivity(self) -> tuple[float, float, float]:
+        """(k_xx, k_yy, k_zz) at 295 K (W/m/K), device axes."""
+        ...
+
+    @property
+    def volumetric_heat_capacity(self) -> float:
+        """rho c_p (J/m^3/K)."""
+        ...
+
+    @property
+    def conductivity_exponent(self) -> float:
+        """n in k(T) = k(295 K) (T / 295 K)^n (0: constant)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ThermalProperties:
+    """Plain thermal properties of a region (for tests and user-defined regions).
+
+    Attributes:
+        thermal_conductivity: (k_xx, k_yy, k_zz) at 295 K (W/m/K).
+        volumetric_heat_capacity: rho c_p (J/m^3/K).
+        conductivity_exponent: n in k(T) = k(295 K) (T / 295 K)^n.
+    """
+
+    thermal_conductivity: tuple[float, float, float]
+    volumetric_heat_capacity: float
+    conductivity_exponent: float = 0.0
+
+    @classmethod
+    def isotropic(cls, k: float, rho_c: float, exponent: float = 0.0) -> ThermalProperties:
+        """Isotropic conductivity ``k`` (W/m/K), heat capacity ``rho_c`` (J/m^3/K)."""
+        return cls((k, k, k), rho_c, exponent)
+
+
+@dataclass(frozen=True)
+class HeatSettings:
+    """Boundary conditions, time stepping and solver settings of a heat run.
+
+    Attributes:
+        sink_temperature: T on ``bottom`` and ``side`` and the initial temperature (K).
+        top: ``"adiabatic"`` or ``"convective"``.
+        heat_transfer_coefficient: h on a convective top (W/m^2/K).
+        ambient_temperature: Ambient temperature of a convective top (K); None: the sink's.
+        boundary_resistance: Thermal boundary resistance at the ``interface`` (m^2 K/W).
+        scheme: ``"bdf2"`` or ``"backward-euler"``.
+        first_step: First time step, and the step after each pump edge (s).
+        step_growth: Ratio of successive steps.
+        max_step: Largest time step (s).
+        nonlinear: Use k(T) (materials' ``conductivity_exponent``) and Newton.
+        element_degree: Lagrange degree.
+        lumped_mass: Lump the storage term by row sums (degree 1), else consistent mass.
+        quadrature_degree: Quadrature degree of the source terms (None: estimated by UFL).
+        direct_max_dofs: Problems with at most this many unknowns use MUMPS.
+        petsc_options: Overrides of the linear solver options (prefix ``heat_``).
+        snes_options: Overrides of the Newton options (prefix ``heat_snes_``).
+    """
+
+    sink_temperature: float = 295.0
+    top: str = "adiabatic"
+    heat_transfer_coefficient: float = 0.0
+    ambient_temperature: float | None = None
+    boundary_resistance: float = 0.0
+    scheme: str = "bdf2"
+    first_step: float = 1e-9
+    step_growth: float = 1.15
+    max_step: float = 1e-3
+    nonlinear: bool = False
+    element_degree: int = 1
+    lumped_mass: bool = True
+    quadrature_degree: int | None = None
+    direct_max_dofs: int = 50_000
+    petsc_options: Mapping[str, Any] = field(default_factory=dict)
+    snes_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.scheme not in SCHEMES:
+            raise ValueError(f"HeatSettings.scheme = {self.scheme!r}: must be one of {SCHEMES}")
+        if self.top not in ("adiabatic", "convective"):
+            raise ValueError(f"HeatSettings.top = {self.top!r}: 'adiabatic' or 'convective'")
+        if self.boundary_resistance < 0 or self.heat_transfer_coefficient < 0:
+            raise ValueError("HeatSettings: boundary resistance and h must be >= 0")
+
+    @classmethod
+    def from_device(cls, device: Device, **overrides: Any) -> HeatSettings:
+        """The settings of a device's ``[heat]`` section (keyword arguments override them)."""
+        h = device.heat
+        values: dict[str, Any] = {
+            "sink_temperature": h.sink_temperature_k,
+            "top": h.top,
+            "heat_transfer_coefficient": h.heat_transfer_coefficient_w_m2k,
+            "boundary_resistance": h.boundary_resistance_m2k_w,
+            "scheme": h.scheme,
+            "first_step": h.first_step_ns * 1e-9,
+            "step_growth": h.step_growth,
+            "max_step": h.max_step_us * 1e-6,
+            "nonlinear": h.nonlinear,
+        }
+        values.update(overrides)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class HeatHistory:
+    """Time series of a transient run (one entry per time level, t = 0 first).
+
+    Energies are cumulative from the start of the run (stored: its change since then), in J
+    (J/m^2 on ``stack`` meshes; the quarter domain's on ``device`` meshes).
+
+    Attributes:
+        times: Time levels (s).
+        film_max_temperature: Maximum temperature over the film's nodes (K).
+        film_mean_temperature: Mean temperature of the film over the spot (K).
+        interface_temperature: Maximum temperature on the ``interface`` (K; NaN without one);
+            with a boundary resistance, on its film side.
+        energy_in: Pump heat put in.
+        energy_stored: Heat stored, int rho c_p (T - T_sink) dV.
+        energy_out: Heat out through the sink (``bottom``, ``side``).
+        energy_out_top: Heat out through a convective top.
+        scheme: The time integration scheme.
+    """
+
+    times: np.ndarray
+    film_max_temperature: np.ndarray
+    film_mean_temperature: np.ndarray
+    interface_temperature: np.ndarray
+    energy_in: np.ndarray
+    energy_stored: np.ndarray
+    energy_out: np.ndarray
+    energy_out_top: np.ndarray
+    scheme: str
+
+    @property
+    def balance_error(self) -> np.ndarray:
+        """``in - stored - out - out_top`` at each time level (J or J/m^2)."""
+        return self.energy_in - self.energy_stored - self.energy_out - self.energy_out_top
+
+
+def time_grid(
+    end_time: float,
+    edges: tuple[float, ...] = (),
+    *,
+    first_step: float = 1e-9,
+    growth: float = 1.15,
+    max_step: float = 1e-3,
+) -> np.ndarray:
+    """Time levels from 0 to ``end_time`` (s): geometric steps that restart at every edge.
+
+    Steps start at ``first_step`` and grow by ``growth`` up to ``max_step``; every edge (a pump
+    switching time) is a time level, after which the steps start again at ``first_step``. A step
+    that would leave a sliver before the next edge is merged with it (or the rest split in two).
+    """
+    if end_time <= 0 or first_step <= 0 or growth < 1.0 or max_step <= 0:
+        raise ValueError(
+            f"time_grid: need end_time, first_step, max_step > 0 and growth >= 1, got "
+            f"{end_time=}, {first_step=}, {max_step=}, {growth=}"
+        )
+    stops = [e for e in sorted(set(edges)) if 0.0 < e < end_time] + [end_time]
+    times = [0.0]
+    t = 0.0
+    for stop in stops:
+        dt = min(first_step, max_step)
+        while stop - t > 1e-12 * stop:
+            remaining = stop - t
+            if remaining <= 1.25 * dt:
+                t = stop
+            elif remaining < 2.0 * dt:
+                t += 0.5 * remaining
+            else:
+                t += dt
+            times.append(t)
+            dt = min(dt * growth, max_step)
+        t = stop
+        times[-1] = stop
+    return np.asarray(times)
+
+
+def _vertical_axes(kind: str, gdim: int) -> tuple[int, ...]:
+    """Which of (k_xx, k_yy, k_zz) go on the mesh's axes."""
+    if kind == "axisymmetric":
+        return (0, 2)
+    return {1: (2,), 2: (0, 2), 3: (0, 1, 2)}[gdim]
+
+
+def _reason_name(enum: Any, reason: int) -> str:
+    names = {v: k for k, v in vars(enum).items() if isinstance(v, int)}
+    return names.get(reason, str(reason))
+
+
+def _configure(obj: Any, prefix: str, options: Mapping[str, Any]) -> None:
+    """Set ``options`` under ``prefix`` (command-line values win) and apply them to ``obj``."""
+    opts = PETSc.Options()
+    placed = []
+    for key, value in options.items():
+        name = f"{prefix}{key}"
+        if opts.hasName(name):
+            continue
+        opts[name] = value
+        placed.append(name)
+    obj.setOptionsPrefix(prefix)
+    obj.setFromOptions()
+    for name in placed:
+        opts.delValue(name)
+
+
+class HeatProblem:
+    """Heat conduction on a tagged mesh: transient steps, runs and steady states.
+
+    Attributes:
+        u: Temperature rise above the sink, T - T_sink (K), at the current time.
+        u_n: The rise at the previous time level; ``u_nn`` the one before.
+        t: Current time (s), a ``fem.Constant`` (sources given as functions see ``t_{n+1}``).
+        dt: Current step (s), a ``fem.Constant``.
+        V: The Lagrange space of ``u``.
+    """
+
+    def __init__(
+        self,
+        mesh_data: MeshData,
+        materials: Mapping[str, ThermalMaterial],
+        source: HeatSource | SourceFunction,
+        settings: HeatSettings | None = None,
+        *,
+        initial: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        """Set up the forms, matrices and solvers.
+
+        Args:
+            mesh_data: The mesh with regions and boundaries (kind ``stack``, ``axisymmetric``
+                or ``device``).
+            materials: Region name -> thermal properties, for every region of the mesh.
+            source: The pump (:class:`~physics.source.HeatSource`) or a function ``Q(x, t)``
+                (W/m^3) of the UFL spatial coordinate and the time constant.
+            settings: Boundary conditions, stepping and solvers (default ``HeatSettings()``).
+            initial: Initial rise T - T_sink (K) as a function of coordinates (default 0).
+        """
+        self.mesh_data = mesh_data
+        self.settings = settings = settings if settings is not None else HeatSettings()
+        self.source = source
+        msh = mesh_data.mesh
+        self.comm: MPI.Comm = msh.comm
+        missing = sorted(set(mesh_data.regions) - set(materials))
+        if missing:
+            raise KeyError(f"no material for regions {missing} (given: {sorted(materials)})")
+        sinks = [name for name in SINKS if name in mesh_data.boundaries]
+        if not sinks:
+            raise KeyError(f"the mesh has no sink boundary {SINKS}: {sorted(mesh_data.boundaries)}")
+
+        gdim = msh.geometry.dim
+        tdim = msh.topology.dim
+        self.V = V = fem.functionspace(msh, ("Lagrange", settings.element_degree))
+        self.u = fem.Function(V, name="temperature_rise")
+        self.u_n = fem.Function(V)
+        self.u_nn = fem.Function(V)
+        if initial is not None:
+            self.u_n.interpolate(initial)
+            self.u.x.array[:] = self.u_n.x.array
+        scalar = dolfinx.default_scalar_type
+        self.t = fem.Constant(msh, scalar(0.0))
+        self.dt = fem.Constant(msh, scalar(settings.first_step))
+        self._c = [fem.Constant(msh, scalar(0.0)) for _ in range(3)]  # a0/dt, -a1/dt, -a2/dt
+        self._factor = fem.Constant(msh, scalar(1.0))
+        self._dt_prev: float | None = None
+        self._have_history = False
+
+        x = ufl.SpatialCoordinate(msh)
+        self.weight = 2.0 * math.pi * x[0] if mesh_data.axisymmetric else ufl.as_ufl(1.0)
+        w = self.weight
+        dx = mesh_data.dx()
+        ds = mesh_data.ds()
+        v = ufl.TestFunction(V)
+
+        fdim = tdim - 1
+        msh.topology.create_connectivity(fdim, tdim)
+        sink_facets = np.unique(
+            np.concatenate([mesh_data.facet_tags.find(mesh_data.boundary(n)) for n in sinks])
+        ).astype(np.int32)
+        sink_dofs = fem.locate_dofs_topological(V, fdim, sink_facets)
+        self.bcs = [fem.dirichletbc(scalar(0.0), sink_dofs, V)]
+        self._sink_indicator = fem.Function(V)
+        self._sink_indicator.x.array[sink_dofs] = 1.0
+
+        rho = None
+        if settings.boundary_resistance > 0.0:
+            rho = _boundary_resistance_field(mesh_data, settings.boundary_resistance)
+
+        axes = _vertical_axes(mesh_data.kind, gdim)
+        temperature = self.u + settings.sink_temperature
+        self._region_terms = []
+        for name, tag in mesh_data.regions.items():
+            mat = materials[name]
+            k = fem.Constant(msh, np.array([mat.thermal_conductivity[i] for i in axes], scalar))
+            c = fem.Constant(msh, scalar(mat.volumetric_heat_capacity))
+            n = float(mat.conductivity_exponent) if settings.nonlinear else 0.0
+            self._region_terms.append((tag, k, c, n))
+
+        def conductivity(k: fem.Constant, n: float) -> Any:
+            factor = (temperature / REFERENCE_TEMPERATURE) ** n if n != 0.0 else 1.0
+            comps = [k[i] * factor for i in range(len(axes))]
+            if rho is not None:
+                comps[-1] = comps[-1] / (1.0 + comps[-1] * rho)
+            return ufl.diag(ufl.as_vector(comps))
+
+        self.nonlinear = any(n != 0.0 for _, _, _, n in self._region_terms)
+        convective = settings.top == "convective" and settings.heat_transfer_coefficient > 0
+        h = fem.Constant(msh, scalar(settings.heat_transfer_coefficient if convective else 0.0))
+        ambient = settings.ambient_temperature
+        ambient_rise = 0.0 if ambient is None else ambient - settings.sink_temperature
+        ds_top = ds(mesh_data.boundary("top")) if "top" in mesh_data.boundaries else None
+        if ds_top is None:
+            convective = False
+
+        # Source terms at full pump (waveform factor 1), or Q(x, t) given as a function.
+        qmeta = {} if settings.quadrature_degree is None else {
+            "quadrature_degree": settings.quadrature_degree
+        }
+        if isinstance(source, HeatSource):
+            densities = source.density(mesh_data)
+            q_terms = [
+                (q, dx(mesh_data.region(name), metadata=qmeta)) for name, q in densities.items()
+            ]
+            self._time_dependent_source = False
+            spot = source.spot_indicator(mesh_data)
+        else:
+            q_terms = [(source(x, self.t), ufl.Measure("dx", domain=msh, metadata=qmeta))]
+            self._time_dependent_source = True
+            spot = ufl.as_ufl(1.0)
+        source_rate = sum(q * w * dxq for q, dxq in q_terms)
+        source_form = sum(q * v * w * dxq for q, dxq in q_terms)
+
+        # Monitors: film nodes, interface nodes, film mean over the spot.
+        film = "film" if "film" in mesh_data.regions else None
+        film_cells = (
+            mesh_data.cell_tags.find(mesh_data.region(film)) if film is not None
+            else np.arange(msh.topology.index_map(tdim).size_local, dtype=np.int32)
+        )
+        self._film_dofs = np.unique(V.dofmap.list[film_cells].ravel())
+        self._interface_dofs = None
+        if "interface" in mesh_data.boundaries:
+            facets = mesh_data.facet_tags.find(mesh_data.boundary("interface"))
+            self._interface_dofs = fem.locate_dofs_topological(V, fdim, facets)
+        dx_film = dx(mesh_data.region(film)) if film is not None else dx
+        self._film_mean = fem.form(spot * self.u * w * dx_film)
+        self._film_spot_measure = self._sum(fem.form(spot * w * dx_film))
+
+        c0, c1, c2 = self._c
+        s = self._factor
+        du = ufl.TrialFunction(V)
+        # Residual without the storage term: conduction, convective top, pump.
+        residual = -s * source_form
+        stored = 0
+        mass = 0
+        capacity = 0
+        history = c0 * self.u - c1 * self.u_n - c2 * self.u_nn
+        mass_on_sink = 0
+        for tag, k, c, n in self._region_terms:
+            kk = conductivity(k, n)
+            residual += ufl.inner(kk * ufl.grad(self.u), ufl.grad(v)) * w * dx(tag)
+            stored += c * self.u * w * dx(tag)
+            mass += c * du * v * w * dx(tag)
+            capacity += c * v * w * dx(tag)
+            mass_on_sink += c * history * self._sink_indicator * w * dx(tag)
+        top_rate = None
+        if convective:
+            residual += h * (self.u - ambient_rise) * v * w * ds_top
+            top_rate = fem.form(h * (self.u - ambient_rise) * w * ds_top)
+        sink_rate = -ufl.replace(residual, {v: self._sink_indicator})
+        if not settings.lumped_mass:
+            sink_rate -= mass_on_sink
+        self._sink_rate = fem.form(sink_rate)
+        self._top_rate = top_rate
+        self._stored = fem.form(stored)
+        self._source_rate = fem.form(source_rate)
+
+        # Storage matrix: consistent, or lumped by row sums (int C phi_i w), which keeps the
+        # discrete maximum principle for the tiny first steps; zero on the sink's rows/columns.
+        mass_form = fem.form(mass)
+        self._M = fem_petsc.assemble_matrix(mass_form, bcs=self.bcs, diag=0.0)
+        self._M.assemble()
+        if settings.lumped_mass:
+            d = fem_petsc.assemble_vector(fem.form(capacity))
+            d.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+            fem_petsc.set_bc(d, self.bcs)
+            self._M.zeroEntries()
+            self._M.setDiagonal(d)
+            self._M.assemble()
+            d.destroy()
+
+        self._size = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
+        direct = (
+            self._size <= settings.direct_max_dofs and PETSc.Sys().hasExternalPackage("mumps")
+        )
+        base = DEFAULT_HEAT_DIRECT_OPTIONS if direct else DEFAULT_HEAT_OPTIONS
+        self._history = fem_petsc.create_vector(V)
+        self._b = fem_petsc.create_vector(V)
+        if self.nonlinear:
+            self._options = {**DEFAULT_HEAT_SNES_OPTIONS, **base, **dict(settings.snes_options)}
+            self._options.pop("ksp_initial_guess_nonzero", None)
+            self._F_form = fem.form(residual)
+            self._J_form = fem.form(ufl.derivative(residual, self.u, du))
+            self._J = fem_petsc.create_matrix(self._J_form)
+            self._x = fem_petsc.create_vector(V)
+            self._snes = PETSc.SNES().create(self.comm)
+            self._snes.setFunction(self._snes_residual, self._b)
+            self._snes.setJacobian(self._snes_jacobian, self._J)
+            _configure(self._snes, "heat_snes_", self._options)
+        else:
+            self._options = {**base, **dict(settings.petsc_options)}
+            stiff = sum(
+                ufl.inner(conductivity(k, 0.0) * ufl.grad(du), ufl.grad(v)) * w * dx(tag)
+                for tag, k, _, _ in self._region_terms
+            )
+            if convective:
+                stiff += h * du * v * w * ds_top
+            self._K = fem_petsc.assemble_matrix(fem.form(stiff), bcs=self.bcs, diag=1.0)
+            self._K.assemble()
+            self._A = self._K.duplicate(copy=True)
+            self._A_coefficient = 0.0
+            self._ksp = PETSc.KSP().create(self.comm)
+            self._ksp.setOperators(self._A)
+            _configure(self._ksp, "heat_", self._options)
+            self._source_form = fem.form(source_form)
+            self._F_source = fem_petsc.assemble_vector(self._source_form)
+            self._F_source.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+            self._F_ambient = None
+            if convective and ambient_rise != 0.0:
+                self._F_ambient = fem_petsc.assemble_vector(
+                    fem.form(h * ambient_rise * v * w * ds_top)
+                )
+                self._F_ambient.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+
+        self.energy_in = 0.0
+        self.energy_out = 0.0
+        self.energy_out_top = 0.0
+        self._rates = self._boundary_rates()
+        logger.debug(
+            "heat problem: %d unknowns, %s, %s solver",
+            self._size, "nonlinear" if self.nonlinear else "linear", "MUMPS" if direct else "CG",
+        )
+
+    @classmethod
+    def from_device(
+        cls,
+        device: Device,
+        mesh_data: MeshData,
+        materials: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> HeatProblem:
+        """The heat problem of a device on one of its meshes.
+
+        Args:
+            device: The device description (``[pump]`` and ``[heat]`` are used).
+            mesh_data: A ``stack`` (thermal), ``axisymmetric`` or ``device`` mesh of it.
+            materials: Region name -> material (default: ``region_materials(device)``).
+            overrides: ``HeatSettings`` fields to override.
+        """
+        if materials is None:
+            from physics.materials import region_materials
+
+            materials = region_materials(device)
+        return cls(
+            mesh_data,
+            materials,
+            source_from_device(device, materials),
+            HeatSettings.from_device(device, **overrides),
+        )
+
+    # -- global quantities -------------------------------------------------------------------
+
+    def _sum(self, form: fem.Form) -> float:
+        return float(self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM))
+
+    def _max(self, dofs: np.ndarray | None) -> float:
+        if dofs is None:
+            return math.nan
+        local = float(np.max(self.u.x.array[dofs])) if len(dofs) else -math.inf
+        return float(self.comm.allreduce(local, op=MPI.MAX)) + self.settings.sink_temperature
+
+    def temperature(self) -> fem.Function:
+        """A new function holding the temperature ``T = u + T_sink`` (K), for output."""
+        temperature = fem.Function(self.V, name="temperature")
+        temperature.x.array[:] = self.u.x.array + self.settings.sink_temperature
+        return temperature
+
+    def film_max_temperature(self) -> float:
+        """Maximum temperature over the film's nodes (K)."""
+        return self._max(self._film_dofs)
+
+    def film_mean_temperature(self) -> float:
+        """Mean temperature of the film over the spot (K)."""
+        mean = self._sum(self._film_mean) / self._film_spot_measure
+        return mean + self.settings.sink_temperature
+
+    def interface_temperature(self) -> float:
+        """Maximum temperature on the ``interface`` (K), NaN if the mesh has none."""
+        return self._max(self._interface_dofs)
+
+    def stored_energy(self) -> float:
+        """``int rho c_p (T - T_sink) w dV`` (J, or J/m^2 on stacks)."""
+        return self._sum(self._stored)
+
+    def _boundary_rates(self) -> tuple[float, float]:
+        """Heat flow (W) out through the sink and through a convective top, now."""
+        top = 0.0 if self._top_rate is None else self._sum(self._top_rate)
+        return self._sum(self._sink_rate), top
+
+    def source_power(self) -> float:
+        """``int Q w dV`` at full pump (at the current ``t`` for a source function) (W)."""
+        return self._sum(self._source_rate)
+
+    # -- solves ------------------------------------------------------------------------------
+
+    def _history_vector(self) -> PETSc.Vec:
+        """``c1 u^n + c2 u^{n-1}`` (the known part of the storage term)."""
+        hist = self._history
+        self.u_n.x.petsc_vec.copy(hist)
+        hist.scale(float(self._c[1].value))
+        hist.axpy(float(self._c[2].value), self.u_nn.x.petsc_vec)
+        return hist
+
+    def _snes_residual(self, snes: PETSc.SNES, x: PETSc.Vec, b: PETSc.Vec) -> None:
+        x.ghostUpdate(PETSc.InsertMode.INSERT, PETSc.ScatterMode.FORWARD)
+        x.copy(self.u.x.petsc_vec)
+        self.u.x.scatter_forward()
+        with b.localForm() as loc:
+            loc.set(0.0)
+        fem_petsc.assemble_vector(b, self._F_form)
+        b.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+        # Storage term M (c0 x - c1 u^n - c2 u^{n-1}); M vanishes on the sink's rows.
+        stor = self._history_vector()
+        stor.scale(-1.0)
+        stor.axpy(float(self._c[0].value), x)
+        self._M.multAdd(stor, b, b)
+        # Sink rows: b = x (the iterates keep u = 0 there).
+        fem_petsc.set_bc(b, self.bcs, x, -1.0)
+
+    def _snes_jacobian(
+        self, snes: PETSc.SNES, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat
+    ) -> None:
+        J.zeroEntries()
+        fem_petsc.assemble_matrix(J, self._J_form, bcs=self.bcs, diag=1.0)
+        J.assemble()
+        subset = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
+        J.axpy(float(self._c[0].value), self._M, structure=subset)
+
+    def _raise_unconverged(
+        self, what: str, prefix: str, solver: Any, error: Exception | None = None
+    ) -> None:
+        reason = solver.getConvergedReason()
+        enum = PETSc.SNES.ConvergedReason if what == "Newton" else PETSc.KSP.ConvergedReason
+        raise RuntimeError(
+            f"heat {what} solver (prefix {prefix!r}) did not converge: reason {reason} "
+            f"({_reason_name(enum, reason)}); options {self._options}"
+        ) from error
+
+    def _solve(self) -> None:
+        if self.nonlinear:
+            x = self._x
+            self.u.x.petsc_vec.copy(x)
+            try:
+                self._snes.solve(None, x)
+            except PETSc.Error as error:
+                self._raise_unconverged("Newton", "heat_snes_", self._snes, error)
+            if self._snes.getConvergedReason() <= 0:
+                self._raise_unconverged("Newton", "heat_snes_", self._snes)
+            x.copy(self.u.x.petsc_vec)
+            self.u.x.scatter_forward()
+            return
+        coefficient = float(self._c[0].value)
+        if coefficient != self._A_coefficient:
+            self._K.copy(self._A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+            self._A.axpy(
+                coefficient, self._M, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
+            )
+            self._A_coefficient = coefficient
+        if self._time_dependent_source:
+            with self._F_source.localForm() as loc:
+                loc.set(0.0)
+            fem_petsc.assemble_vector(self._F_source, self._source_form)
+            self._F_source.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+        b = self._b
+        self._M.mult(self._history_vector(), b)
+        b.axpy(float(self._factor.value), self._F_source)
+        if self._F_ambient is not None:
+            b.axpy(1.0, self._F_ambient)
+        fem_petsc.set_bc(b, self.bcs)
+        try:
+            self._ksp.solve(b, self.u.x.petsc_vec)
+        except PETSc.Error as error:
+            self._raise_unconverged("linear", "heat_", self._ksp, error)
+        if self._ksp.getConvergedReason() <= 0:
+            self._raise_unconverged("linear", "heat_", self._ksp)
+        self.u.x.scatter_forward()
+
+    def step(self, dt: float | None = None, *, restart: bool = False) -> None:
+        """Advance by one step from ``t`` to ``t + dt`` (s).
+
+        Args:
+            dt: The step (s); default the current value of ``self.dt``.
+            restart: Take a backward-Euler step (as after a pump edge) even with BDF2.
+        """
+        dt = float(self.dt.value) if dt is None else float(dt)
+        t0 = float(self.t.value)
+        t1 = t0 + dt
+        bdf2 = (
+            self.settings.scheme == "bdf2" and not restart and self._have_history
+            and self._dt_prev is not None
+        )
+        if bdf2:
+            assert self._dt_prev is not None
+            omega = dt / self._dt_prev
+            a0 = (1.0 + 2.0 * omega) / (1.0 + omega)
+            a1 = -(1.0 + omega)
+            a2 = omega**2 / (1.0 + omega)
+        else:
+            a0, a1, a2 = 1.0, -1.0, 0.0
+        self.dt.value = dt
+        self._c[0].value = a0 / dt
+        self._c[1].value = -a1 / dt
+        self._c[2].value = -a2 / dt
+        self.t.value = t1
+        if isinstance(self.source, HeatSource):
+            self._factor.value = self.source.waveform.mean_factor(t0, t1)
+        else:
+            self._factor.value = 1.0
+        self._solve()
+        self.energy_in += dt * float(self._factor.value) * self.source_power()
+        rates = self._boundary_rates()
+        if bdf2:  # trapezoidal in time, as BDF2 is second order
+            self.energy_out += 0.5 * dt * (self._rates[0] + rates[0])
+            self.energy_out_top += 0.5 * dt * (self._rates[1] + rates[1])
+        else:  # the rectangle rule makes the backward-Euler balance exact
+            self.energy_out += dt * rates[0]
+            self.energy_out_top += dt * rates[1]
+        self._rates = rates
+        self.u_nn.x.array[:] = self.u_n.x.array
+        self.u_n.x.array[:] = self.u.x.array
+        self._dt_prev = dt
+        self._have_history = True
+
+    def run(
+        self,
+        end_time: float | None = None,
+        *,
+        times: np.ndarray | None = None,
+        callback: Callable[[HeatProblem], None] | None = None,
+    ) -> HeatHistory:
+        """Integrate from the current state at t = 0 over a grid of time levels.
+
+        Args:
+            end_time: End of the run (s), on the grid of :func:`time_grid` with the settings'
+                steps and the pump's edges. Ignored when ``times`` is given.
+            times: Explicit time levels (s), starting at 0; steps leaving a pump edge restart
+                with backward Euler.
+            callback: Called with the problem after every step (to write fields, for example).
+
+        Returns:
+            The time series of film temperatures and energies.
+        """
+        s = self.settings
+        edges: tuple[float, ...] = ()
+        if isinstance(self.source, HeatSource):
+            stop = float(times[-1]) if times is not None else end_time
+            if stop is None:
+                raise ValueError("HeatProblem.run needs end_time or times")
+            edges = self.source.waveform.edges(stop)
+        if times is None:
+            if end_time is None:
+                raise ValueError("HeatProblem.run needs end_time or times")
+            times = time_grid(
+                end_time, edges, first_step=s.first_step, growth=s.step_growth,
+                max_step=s.max_step,
+            )
+        times = np.asarray(times, dtype=float)
+        scale = max(abs(times[-1]), 1e-300)
+        edge_set = np.asarray(edges)
+        start = (self.energy_in, self.stored_energy(), self.energy_out, self.energy_out_top)
+        records = [self._record(start)]
+        for i in range(1, len(times)):
+            near = np.abs(edge_set - times[i - 1]) < 1e-12 * scale
+            restart = bool(np.any(near))
+            self.step(times[i] - times[i - 1], restart=restart)
+            self.t.value = times[i]
+            records.append(self._record(start))
+            if callback is not None:
+                callback(self)
+        data = np.asarray(records)
+        return HeatHistory(
+            times=times.copy(),
+            film_max_temperature=data[:, 0],
+            film_mean_temperature=data[:, 1],
+            interface_temperature=data[:, 2],
+            energy_in=data[:, 3],
+            energy_stored=data[:, 4],
+            energy_out=data[:, 5],
+            energy_out_top=data[:, 6],
+            scheme=s.scheme,
+        )
+
+    def _record(self, start: tuple[float, float, float, float]) -> tuple[float, ...]:
+        e_in, e_stored, e_out, e_top = start
+        return (
+            self.film_max_temperature(),
+            self.film_mean_temperature(),
+            self.interface_temperature(),
+            self.energy_in - e_in,
+            self.stored_energy() - e_stored,
+            self.energy_out - e_out,
+            self.energy_out_top - e_top,
+        )
+
+    def steady(self, factor: float = 1.0) -> fem.Function:
+        """Solve the steady state with the pump at ``factor`` of full intensity (CW).
+
+        The result overwrites ``u`` (the rise above the sink, K); the time history is untouched.
+        """
+        saved = [float(c.value) for c in self._c]
+        for c in self._c:
+            c.value = 0.0
+        self._factor.value = factor
+        try:
+            self._solve()
+        finally:
+            for c, value in zip(self._c, saved, strict=True):
+                c.value = value
+        return self.u
+
+
+def _boundary_resistance_field(mesh_data: MeshData, resistance: float) -> fem.Function:
+    """DG0 field ``R / h`` on the cells just below the ``interface`` (0 elsewhere), 1/(W/m/K).
+
+    ``h`` is the depth of a cell below the interface plane (the facet's height minus the cell's
+    lowest node).
+    """
+    if "interface" not in mesh_data.boundaries:
+        raise KeyError("a thermal boundary resistance needs an 'interface' boundary on the mesh")
+    msh = mesh_data.mesh
+    tdim = msh.topology.dim
+    fdim = tdim - 1
+    zaxis = msh.geometry.dim - 1
+    Q = fem.functionspace(msh, ("DG", 0))
+    rho = fem.Function(Q, name="boundary_resistance_per_height")
+    facets = mesh_data.facet_tags.find(mesh_data.boundary("interface"))
+    msh.topology.create_connectivity(fdim, tdim)
+    f2c = msh.topology.connectivity(fdim, tdim)
+    xg = msh.geometry.x
+    cell_nodes = msh.geometry.dofmap
+    if len(facets):
+        facet_nodes = dolfinx.mesh.entities_to_geometry(msh, fdim, facets)
+        for facet, nodes in zip(facets, facet_nodes, strict=True):
+            z_facet = float(np.max(xg[nodes, zaxis]))
+            for cell in f2c.links(facet):
+                z_cell = xg[cell_nodes[cell], zaxis]
+                height = z_facet - float(np.min(z_cell))
+                if height > 0.5 * float(np.ptp(z_cell)):
+                    rho.x.array[Q.dofmap.list[cell, 0]] = resistance / height
+    rho.x.scatter_forward()
+    return rho
+
+
+def steady_thermal_resistance(
+    mesh_data: MeshData,
+    materials: Mapping[str, ThermalMaterial],
+    source: HeatSource,
+    settings: HeatSettings | None = None,
+) -> float:
+    """Steady film temperature rise per unit pump intensity, with the pump on (CW).
+
+    Args:
+        mesh_data: A ``stack``, ``axisymmetric`` or ``device`` mesh.
+        materials: Region name -> thermal properties.
+        source: The pump; its intensity is the one the rise is divided by.
+        settings: Boundary conditions and solvers.
+
+    Returns:
+        ``(max film T - T_sink) / I`` (K m^2/W); with k(T) it holds at ``source.intensity``.
+    """
+    problem = HeatProblem(mesh_data, materials, source, settings)
+    problem.steady()
+    return (problem.film_max_temperature() - problem.settings.sink_temperature) / source.intensity
