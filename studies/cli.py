@@ -185,6 +185,46 @@ def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_heat(args: argparse.Namespace) -> dict[str, Any]:
+    """Film temperature vs time under the pump (or the CW steady state)."""
+    from studies.thermal import run_heat
+
+    device = _load(args)
+    out = Path(args.out or "results/heat")
+    snapshots = None if args.snapshot_us is None else [t * 1e-6 for t in args.snapshot_us]
+    result = run_heat(
+        device,
+        out,
+        MPI.COMM_WORLD,
+        steady=args.steady,
+        snapshot_times=snapshots,
+        progress=not args.json,
+    )
+    logger.info(
+        "%s mesh, %d dofs, heat fraction %.3f, absorbed %.3g W",
+        result["mesh"],
+        result["dofs"],
+        result["heat_fraction"],
+        result["absorbed_power_w"],
+    )
+    if args.steady:
+        logger.info(
+            "steady film max %.2f K (rise %.2f K; %.4f K per kW/cm2)",
+            result["steady_film_max_temperature_k"],
+            result["steady_film_max_temperature_k"] - result["sink_temperature_k"],
+            result["thermal_resistance_k_cm2_per_kw"],
+        )
+    else:
+        times, temps = result["times_s"], result["film_max_temperature_k"]
+        for target in (70e-9, 1e-6, 2e-6, device.heat.end_time):
+            if target <= times[-1]:
+                i = min(range(len(times)), key=lambda j: abs(times[j] - target))
+                logger.info("t = %8.3g s: film max %.2f K", times[i], temps[i])
+        logger.info("%d steps in %.1f s", result["steps"], result["wall_time_s"])
+    logger.info("written to %s", out)
+    return result
+
+
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     """The studies that ``cqdlaser run`` knows."""
     from studies.registry import PAPER, STUDIES, describe
@@ -249,6 +289,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--resolved", action="store_true", help="device kind: resolve the pillars under the spot"
+    )
+    p = add("heat", cmd_heat, config=True)
+    p.add_argument("--steady", action="store_true", help="solve the CW steady state")
+    p.add_argument(
+        "--snapshot-us",
+        type=float,
+        nargs="+",
+        default=None,
+        help="times (us) at which to write the temperature field",
     )
     p = add("modes", cmd_modes, config=True)
     p.add_argument("--polarisation", nargs="+", default=["TE", "TM"], choices=["TE", "TM"])

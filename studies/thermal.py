@@ -1,0 +1,202 @@
+"""Thermal runs on a device: the mesh its ``[heat]`` section asks for, a transient or steady solve,
+and the results written with provenance (CSV + JSON, temperature fields as VTX for ParaView)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+
+from geometry.config import device_to_dict
+from geometry.device import Device
+from geometry.meshdata import MeshData
+from physics.heat import HeatHistory, HeatProblem, time_grid
+from physics.materials import region_materials
+from physics.source import source_from_device
+from studies.output import provenance, write_csv, write_json
+
+
+def heat_mesh(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
+    """The thermal mesh of ``heat.mesh`` (``device`` resolves the pillars when
+    ``heat.grating_model = "resolved"``)."""
+    kind = device.heat.mesh
+    if kind == "stack":
+        from geometry.stack import build_stack
+
+        return build_stack(device, comm, optical=False)
+    if kind == "axisymmetric":
+        from geometry.axisymmetric import build_axisymmetric
+
+        return build_axisymmetric(device, comm)
+    from geometry.device_mesh import build_device
+
+    return build_device(device, comm, resolved=device.heat.grating_model == "resolved")
+
+
+def history_columns(history: HeatHistory) -> dict[str, np.ndarray]:
+    """The columns of heat.csv, with units in their names."""
+    return {
+        "time_s": history.times,
+        "film_max_temperature_k": history.film_max_temperature,
+        "film_mean_spot_temperature_k": history.film_mean_temperature,
+        "interface_temperature_k": history.interface_temperature,
+        "energy_in_j": history.energy_in,
+        "energy_stored_j": history.energy_stored,
+        "energy_out_sink_j": history.energy_out,
+        "energy_out_top_j": history.energy_out_top,
+    }
+
+
+class _FieldWriter:
+    """Temperature snapshots into one VTX (.bp) folder, written under a temporary name and renamed
+    when complete."""
+
+    def __init__(self, problem: HeatProblem, path: Path, times: Sequence[float]) -> None:
+        from dolfinx.io import VTXWriter
+
+        self.path = path
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        comm = problem.comm
+        if comm.rank == 0 and self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        comm.barrier()
+        self.field = problem.temperature()
+        self.writer = VTXWriter(comm, self.tmp, [self.field], engine="BP4")
+        self.pending = sorted(times)
+        self.comm = comm
+
+    def __call__(self, problem: HeatProblem) -> None:
+        t = float(problem.t.value)
+        while self.pending and t >= self.pending[0] * (1 - 1e-9):
+            self.pending.pop(0)
+            self.field.x.array[:] = problem.temperature().x.array
+            self.writer.write(t)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.comm.barrier()
+        if self.comm.rank == 0:
+            if self.path.exists():
+                shutil.rmtree(self.path)
+            self.tmp.replace(self.path)
+        self.comm.barrier()
+
+
+def run_heat(
+    device: Device,
+    out: Path | None,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    steady: bool = False,
+    snapshot_times: Sequence[float] | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Solve the device's heat problem and write heat.csv/json (and the fields) into ``out``.
+
+    Args:
+        device: Device and run description.
+        out: Output folder (None: write nothing).
+        comm: Communicator.
+        steady: Solve the CW steady state instead of the transient.
+        snapshot_times: Times (s) at which to store the temperature field; default: the pulse end
+            (if within the run) and the end time.
+        progress: Show a progress bar on rank 0.
+
+    Returns:
+        The JSON document of ``cqdlaser heat``.
+    """
+    t0 = time.perf_counter()
+    mesh_data = heat_mesh(device, comm)
+    materials = region_materials(device)
+    source = source_from_device(device, materials)
+    problem = HeatProblem.from_device(device, mesh_data, materials)
+    base: dict[str, Any] = {
+        "mesh": device.heat.mesh,
+        "dofs": int(problem.V.dofmap.index_map.size_global),
+        "heat_fraction": source.heat_fraction,
+        "absorbed_power_w": source.power,
+        "sink_temperature_k": device.heat.sink_temperature_k,
+    }
+    if steady:
+        problem.steady()
+        rise = problem.film_max_temperature() - device.heat.sink_temperature_k
+        result = {
+            **base,
+            "steady_film_max_temperature_k": problem.film_max_temperature(),
+            "steady_film_mean_spot_temperature_k": problem.film_mean_temperature(),
+            "steady_interface_temperature_k": problem.interface_temperature(),
+            "thermal_resistance_k_cm2_per_kw": rise / device.pump.intensity_kw_cm2,
+        }
+        if out is not None:
+            from dolfinx.io import VTXWriter
+
+            field = problem.temperature()
+            tmp, final = out / ".steady_temperature.bp.tmp", out / "steady_temperature.bp"
+            with VTXWriter(comm, tmp, [field], engine="BP4") as writer:
+                writer.write(0.0)
+            comm.barrier()
+            if comm.rank == 0:
+                shutil.rmtree(final, ignore_errors=True)
+                tmp.replace(final)
+    else:
+        end = device.heat.end_time
+        edges = source.waveform.edges(end)
+        s = problem.settings
+        times = time_grid(
+            end, edges, first_step=s.first_step, growth=s.step_growth, max_step=s.max_step
+        )
+        if snapshot_times is None:
+            pulse = device.pump.pulse
+            snapshot_times = [t for t in (pulse, end) if t is not None and t <= end]
+        writer = _FieldWriter(problem, out / "temperature.bp", snapshot_times) if out else None
+        bar = None
+        if progress and comm.rank == 0:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(times) - 1, desc="heat", leave=False)
+
+        def callback(p: HeatProblem) -> None:
+            if writer is not None:
+                writer(p)
+            if bar is not None:
+                bar.update()
+
+        try:
+            history = problem.run(times=times, callback=callback)
+        finally:
+            if bar is not None:
+                bar.close()
+            if writer is not None:
+                writer.close()
+        columns = history_columns(history)
+        result = {
+            **base,
+            "steps": len(times) - 1,
+            "times_s": history.times,
+            "film_max_temperature_k": history.film_max_temperature,
+            "film_mean_spot_temperature_k": history.film_mean_temperature,
+            "interface_temperature_k": history.interface_temperature,
+            "energy_balance_error_j": float(np.max(np.abs(history.balance_error))),
+        }
+        if out is not None:
+            write_csv(out / "heat.csv", columns, comm=comm)
+    result["wall_time_s"] = time.perf_counter() - t0
+    result["mpi_size"] = comm.size
+    if out is not None:
+        write_json(
+            out / "heat.json",
+            {
+                **result,
+                **provenance(
+                    comm, inputs=device_to_dict(device), started=t0, mesh_counts=mesh_data.counts()
+                ),
+            },
+            comm=comm,
+        )
+    return result
