@@ -225,6 +225,39 @@ def cmd_heat(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
+    """The laser under its pump: lasing duration, thermal resistance, CW feasibility."""
+    from studies.lasing import run_lasing
+
+    device = _load(args)
+    out = Path(args.out or "results/lasing")
+    r = run_lasing(device, out, MPI.COMM_WORLD)
+    d = r["lasing_duration_s"]
+    logger.info(
+        "pump %.1f kW/cm2, threshold %.1f kW/cm2 at the sink temperature",
+        r["pump_intensity_kw_cm2"],
+        r["threshold_at_sink_kw_cm2"],
+    )
+    logger.info("lasing duration: %s", "never reaches threshold" if d is None else f"{d:.4g} s")
+    logger.info(
+        "thermal resistance %.4f K per kW/cm2 (steady film max %.1f K)",
+        r["thermal_resistance_k_cm2_per_kw"],
+        r["steady_film_max_temperature_k"],
+    )
+    if r["cw_possible"]:
+        lo, hi = r["cw_pump_range_kw_cm2"]
+        logger.info(
+            "CW possible between %.1f and %.1f kW/cm2 (margin %.2f, %s)",
+            lo,
+            hi,
+            r["cw_margin"],
+            r["cw_method"],
+        )
+    else:
+        logger.info("CW impossible (margin %.3f, %s)", r["cw_margin"], r["cw_method"])
+    return r
+
+
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     """The studies that ``cqdlaser run`` knows."""
     from studies.registry import PAPER, STUDIES, describe
@@ -299,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="times (us) at which to write the temperature field",
     )
+    add("lasing", cmd_lasing, config=True)
     p = add("modes", cmd_modes, config=True)
     p.add_argument("--polarisation", nargs="+", default=["TE", "TM"], choices=["TE", "TM"])
     add("list", cmd_list)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -72,3 +73,57 @@ def test_mesh_json_and_files(tmp_path: Path) -> None:
         assert (tmp_path / name).is_file()
     info = json.loads((tmp_path / "info.json").read_text())
     assert info["inputs"]["film"]["thickness_nm"] == 120 and info["versions"]["dolfinx"]
+
+
+@pytest.mark.serial
+def test_heat_json_contract_and_outputs(tmp_path: Path) -> None:
+    common = [
+        "--set",
+        "heat.mesh=stack",
+        "--set",
+        "pump.heat_fraction=0.17",
+        "--set",
+        "heat.end_time_us=2",
+        "--set",
+        "pump.intensity_kw_cm2=51",
+    ]
+    proc = _cqdlaser("heat", str(PAPER), "--out", str(tmp_path / "t"), "--json", *common)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    times, temps = doc["times_s"], doc["film_max_temperature_k"]
+    assert times[0] == 0.0 and times[-1] == pytest.approx(2e-6)
+    assert temps[0] == pytest.approx(295.0) and all(b >= a for a, b in itertools.pairwise(temps))
+    assert (tmp_path / "t" / "heat.csv").is_file() and (tmp_path / "t" / "temperature.bp").is_dir()
+    steady = json.loads(
+        _cqdlaser(
+            "heat", str(PAPER), "--steady", "--json", "--out", str(tmp_path / "s"), *common
+        ).stdout
+    )
+    # 1D stack: the steady rise is q (d_film/(2 k_f) + grating + substrate resistances) > transient
+    assert steady["steady_film_max_temperature_k"] > temps[-1]
+
+
+@pytest.mark.serial
+def test_lasing_json_contract(tmp_path: Path) -> None:
+    proc = _cqdlaser(
+        "lasing",
+        str(PAPER),
+        "--out",
+        str(tmp_path),
+        "--json",
+        "--set",
+        "heat.mesh=stack",
+        "--set",
+        "pump.heat_fraction=0.17",
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    for key in (
+        "lasing_duration_s",
+        "thermal_resistance_k_cm2_per_kw",
+        "cw_possible",
+        "cw_pump_range_kw_cm2",
+    ):
+        assert key in doc
+    assert 0.0 < doc["lasing_duration_s"] < 2.5e-6
+    assert doc["cw_possible"] is False and doc["cw_pump_range_kw_cm2"] is None

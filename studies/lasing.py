@@ -1,0 +1,88 @@
+"""The laser under its pump: how long it lases (from the transient film temperature), its thermal
+resistance (from the steady state), and whether and between which pumps it can lase CW."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+from geometry.config import device_to_dict
+from geometry.device import Device
+from physics.heat import HeatProblem
+from physics.laser import KW_CM2, cw_exponential, cw_window, lasing_duration, threshold_model
+from physics.materials import region_materials
+from studies.output import provenance, write_csv, write_json
+from studies.thermal import heat_mesh, history_columns
+
+
+def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
+    """Lasing duration, thermal resistance and the CW window of a device.
+
+    The transient runs over the pulse (``pump.pulse_ns``; ``heat.end_time_us`` for a CW pump). The
+    thermal resistance R is the steady film-maximum rise per unit pump intensity. With constant
+    conductivities the device is linear and the CW window is the closed form of
+    :func:`physics.laser.cw_exponential` (exponential threshold) or :func:`cw_window` on
+    T_ss(P) = T_sink + R P; with ``heat.nonlinear`` it is :func:`cw_window` on steady k(T) solves.
+    """
+    t0 = time.perf_counter()
+    mesh_data = heat_mesh(device, comm)
+    materials = region_materials(device)
+    problem = HeatProblem.from_device(device, mesh_data, materials)
+    model = threshold_model(device)
+    intensity = device.pump.intensity
+    sink = device.heat.sink_temperature_k
+    pulse = device.pump.pulse
+    end = pulse if pulse is not None else device.heat.end_time
+    history = problem.run(end)
+    duration = lasing_duration(
+        history.times, history.film_max_temperature, intensity, model, pulse=end
+    )
+    problem.steady()
+    rise = problem.film_max_temperature() - sink
+    resistance = rise / intensity  # K m^2/W at this pump
+    nonlinear = device.heat.nonlinear and any(
+        m.conductivity_exponent != 0.0 for m in materials.values()
+    )
+    if nonlinear:
+
+        def steady_temperature(p: float) -> float:
+            problem.steady(factor=p / intensity)
+            return problem.film_max_temperature()
+
+        cw = cw_window(steady_temperature, model, pump_max=100.0 * model.threshold, samples=60)
+        method = "numerical (steady k(T) solves)"
+    elif model.model == "exponential":
+        cw = cw_exponential(resistance, model, sink)
+        method = "closed form (Lambert W)"
+    else:
+        cw = cw_window(lambda p: sink + resistance * p, model, pump_max=100.0 * model.threshold)
+        method = "numerical (linear device)"
+    pump_range = None if cw.pump_range is None else [v / KW_CM2 for v in cw.pump_range]
+    result: dict[str, Any] = {
+        "lasing_duration_s": duration,
+        "pulse_s": pulse,
+        "pump_intensity_kw_cm2": device.pump.intensity_kw_cm2,
+        "threshold_at_sink_kw_cm2": float(model(sink)) / KW_CM2,
+        "film_max_temperature_at_end_k": float(history.film_max_temperature[-1]),
+        "thermal_resistance_k_cm2_per_kw": resistance * KW_CM2,
+        "steady_film_max_temperature_k": sink + rise,
+        "cw_possible": cw.possible,
+        "cw_pump_range_kw_cm2": pump_range,
+        "cw_criterion": None if math.isnan(cw.criterion) else cw.criterion,
+        "cw_margin": cw.margin,
+        "cw_method": method,
+        "threshold_model": model.model,
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    if out is not None:
+        write_csv(out / "lasing_history.csv", history_columns(history), comm=comm)
+        write_json(
+            out / "lasing.json",
+            {**result, **provenance(comm, inputs=device_to_dict(device), started=t0)},
+            comm=comm,
+        )
+    return result
