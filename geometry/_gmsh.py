@@ -11,6 +11,8 @@ from mpi4py import MPI
 import gmsh
 import numpy as np
 
+import dolfinx
+import dolfinx.graph
 from dolfinx.io import gmsh as gmshio
 
 from geometry.meshdata import MeshData, PeriodicPair
@@ -73,7 +75,11 @@ def to_mesh_data(
             Path(msh_file).parent.mkdir(parents=True, exist_ok=True)
             gmsh.write(str(msh_file))
     quality = comm.bcast(quality, root=0)
-    data = gmshio.model_to_mesh(model, comm, 0, gdim=gdim)
+    # Ghosts across shared facets, so that interior-facet integrals (dS) work on any partition.
+    partitioner = dolfinx.mesh.create_cell_partitioner(
+        dolfinx.graph.partitioner(), dolfinx.mesh.GhostMode.shared_facet, 2
+    )
+    data = gmshio.model_to_mesh(model, comm, 0, gdim=gdim, partitioner=partitioner)
     tdim = data.mesh.topology.dim
     groups = data.physical_groups
     regions = {n: int(g.tag) for n, g in groups.items() if g.dim == tdim}
