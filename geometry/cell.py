@@ -17,21 +17,24 @@ from mpi4py import MPI
 
 from geometry._gmsh import gmsh_model, to_mesh_data
 from geometry.cross_section import (
+    CORE_LAYERS,
     REGION_ORDER,
     UNIT,
     circle_segments,
     layer_elements,
+    layer_size_expression,
+    max_element_size,
     optical_layers,
     pillar_elements,
     require_grating,
     scale_to_si,
+    set_layer_curve,
     set_size_field,
     translation,
 )
 from geometry.device import Device
 from geometry.layers import Layer, layer_stack, z_levels
 from geometry.meshdata import MeshData, PeriodicPair
-from geometry.stack import optical_element_size
 
 
 def build_cell(
@@ -148,7 +151,7 @@ def _mesh_cell(model: object, device: Device, layers: tuple[Layer, ...]) -> None
         if corner and abs(x1 - x0) < tol and abs(y1 - y0) < tol:
             zc = 0.5 * (z0 + z1) * UNIT
             layer = next(la for la in layers if la.z_bottom < zc < la.z_top)
-            mesh.setTransfiniteCurve(tag, n_layer[layer.name] + 1)
+            set_layer_curve(model, tag, device, layer, axis=2)
     # The pillar's circles become regular polygons; its seam line gets the grating layer's count.
     pillar_faces = model.getBoundary([(3, t) for t in pillar_tags], oriented=False)  # type: ignore[attr-defined]
     pillar_curves = model.getBoundary(pillar_faces, combined=False, oriented=False)  # type: ignore[attr-defined]
@@ -163,10 +166,16 @@ def _mesh_cell(model: object, device: Device, layers: tuple[Layer, ...]) -> None
         ((-far, -far, la.z_bottom / UNIT), (far, far, la.z_top / UNIT),
          la.thickness / UNIT / n_layer[la.name])
         for la in layers
+        if la.name in CORE_LAYERS
     ]
     h_pillar = 2.0 * radius / n_pillar
     reach = radius + h_pillar
     size_boxes.append(((-reach, -reach, zg0), (reach, reach, zg1), h_pillar))
-    set_size_field(model, size_boxes, optical_element_size(device) / UNIT)
+    graded = [
+        (layer_size_expression(device, la, "z"), 3, pieces[la.name])
+        for la in layers
+        if la.name not in CORE_LAYERS
+    ]
+    set_size_field(model, size_boxes, max_element_size(device) / UNIT, graded=graded)
     mesh.generate(3)
     scale_to_si(model)

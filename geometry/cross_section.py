@@ -5,12 +5,16 @@ The section spans x in [-Λ/2, Λ/2] (Λ the period), the pillar (a rectangle of
 and height) centred at x = 0, and z (x[1]) from ``mesh.optical_padding_um`` below the substrate top
 to the same distance above the top layer (an air ``cover``), as the optical layer stack.
 
-Sizes (all scale with ``mesh.scale``): the layers ``substrate`` and ``cover`` take
-h = :func:`geometry.stack.optical_element_size`; every thin layer (cladding, grating, film,
-cap) at least ``mesh.film_elements`` elements across its thickness
-(:func:`geometry.stack.thin_layer_elements`); the pillar at least ``mesh.pillar_elements``
-across its diameter. The vertical edges on the periodic faces carry exactly that many elements
-per layer.
+Sizes (all scale with ``mesh.scale``, so that it refines the whole mesh uniformly): the guiding
+layers (grating, film) take h_c = the finer of :func:`geometry.stack.optical_element_size` and the
+film's element size, at least ``mesh.film_elements`` elements across each; every other layer
+(substrate, cladding, cap, cover) is graded away from them, the element size growing linearly
+with the distance d from the guiding layers, h(d) = h_c + s d with
+s = ``mesh.scale`` (``mesh.grading`` - 1), i.e. geometrically by the factor 1 + s from one element
+to the next (:func:`element_size`): the guided fields decay exponentially there. The pillar has
+at least ``mesh.pillar_elements`` elements across its diameter. The vertical edges on the periodic
+faces carry exactly :func:`layer_elements` elements per layer, in geometric progression away from
+the guiding layers (:func:`layer_progression`).
 
 Gmsh's OpenCASCADE kernel works with an absolute tolerance of about 1e-7 model units, so the model
 is built in micrometres and the mesh nodes are scaled to metres before DOLFINx takes the mesh
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from mpi4py import MPI
 
@@ -35,6 +40,7 @@ UNIT = 1e-6
 """Length of one Gmsh model unit (m): the OpenCASCADE models are built in micrometres."""
 
 BULK_LAYERS = ("substrate", "cover")
+CORE_LAYERS = ("grating", "film")
 REGION_ORDER = ("substrate", "cladding", "pillars", "grating_fill", "film", "cap", "cover")
 
 
@@ -56,14 +62,148 @@ def optical_layers(device: Device) -> tuple[Layer, ...]:
     return tuple(layers)
 
 
+def core_extent(device: Device) -> tuple[float, float]:
+    """Bottom and top (m) of the guiding layers: the grating layer (if any) and the film."""
+    core = [la for la in layer_stack(device) if la.name in CORE_LAYERS]
+    return core[0].z_bottom, core[-1].z_top
+
+
+def core_element_size(device: Device) -> float:
+    """Element size in the guiding layers (m): the finer of the optical and the film's sizes."""
+    return min(optical_element_size(device), film_element_size(device))
+
+
+def growth_rate(device: Device) -> float:
+    """Largest growth of the element size per unit distance from the guiding layers
+    (dimensionless): ``mesh.scale * (mesh.grading - 1)``."""
+    return device.mesh.scale * (device.mesh.grading - 1.0)
+
+
+def max_element_size(device: Device) -> float:
+    """Largest element size of the graded layers (m): six times
+    :func:`geometry.stack.optical_element_size`, about 4.5 quadratic elements per wavelength in
+    MgF2, so that the standing waves of the truncated radiation continuum stay resolved."""
+    return 6.0 * optical_element_size(device)
+
+
+@dataclass(frozen=True)
+class Grading:
+    """Element sizes across a layer, in geometric progression away from the guiding layers.
+
+    Attributes:
+        elements: Number of elements across the layer.
+        ratio: Ratio of successive element sizes (>= 1; 1 in the guiding layers).
+        first: Size of the element nearest the guiding layers (m).
+    """
+
+    elements: int
+    ratio: float
+    first: float
+
+    @property
+    def next_size(self) -> float:
+        """Size of the element that would continue the progression (m)."""
+        return self.first * self.ratio**self.elements
+
+
+def _progression(length: float, start: float, ratio: float, minimum: int) -> Grading:
+    """The fewest elements (at least ``minimum``), starting at size ``start`` and growing by at
+    most ``ratio``, that span ``length``; the ratio refitted so that they span it exactly (or
+    uniform elements of at most ``start`` where even ratio 1 overshoots)."""
+    if ratio <= 1.0 + 1e-12:
+        n = max(minimum, math.ceil(length / start - 1e-9))
+    else:
+        n = math.ceil(math.log1p(length * (ratio - 1.0) / start) / math.log(ratio) - 1e-9)
+        n = max(minimum, n)
+    if n * start >= length * (1.0 - 1e-12):
+        return Grading(n, 1.0, length / n)
+    lo, hi = 1.0, max(ratio, 1.0 + 1e-9)
+    while start * (hi**n - 1.0) / (hi - 1.0) < length:
+        hi *= 2.0
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        if start * (mid**n - 1.0) / (mid - 1.0) < length:
+            lo = mid
+        else:
+            hi = mid
+    return Grading(n, 0.5 * (lo + hi), start)
+
+
+def layer_grading(device: Device, layer: Layer) -> Grading:
+    """Element sizes across ``layer``. Guiding layers (grating, film): uniform, at most
+    :func:`core_element_size` and at least ``mesh.film_elements``. The other layers, taken in
+    order away from the guiding layers, continue one geometric progression that starts at
+    :func:`core_element_size`, grows by at most 1 + :func:`growth_rate` per element and, within
+    each layer, no faster than it must to end at most at :func:`max_element_size`. Thin layers
+    (all but substrate and cover) get at least ``mesh.film_elements``."""
+    if layer.name in CORE_LAYERS:
+        n = thin_layer_elements(device, layer.thickness, core_element_size(device))
+        return Grading(n, 1.0, layer.thickness / n)
+    z0, _ = core_extent(device)
+    below = layer.z_top <= z0 + 1e-15
+    side = [
+        la
+        for la in optical_layers(device)
+        if la.name not in CORE_LAYERS and (la.z_top <= z0 + 1e-15) == below
+    ]
+    side.sort(key=lambda la: -la.z_top if below else la.z_bottom)
+    start = core_element_size(device)
+    h_max, r_max = max_element_size(device), 1.0 + growth_rate(device)
+    for la in side:
+        length = la.thickness
+        if start >= h_max:
+            ratio = 1.0
+        elif length > h_max:
+            ratio = min(r_max, (length - start) / (length - h_max))
+        else:
+            ratio = r_max
+        minimum = 1 if la.name in BULK_LAYERS else device.mesh.film_elements
+        grading = _progression(length, min(start, h_max), ratio, minimum)
+        if la.name == layer.name:
+            return grading
+        start = grading.next_size
+    raise ValueError(f"layer {layer.name!r} is not in the optical stack of the device")
+
+
 def layer_elements(device: Device, layer: Layer) -> int:
-    """Elements across ``layer``'s thickness: sized by :func:`optical_element_size` in the bulk
-    (substrate, cover), by the finer of that and the film's element size in the thin layers, and in
-    both at least ``mesh.film_elements`` (the rule of :func:`geometry.stack.build_stack`)."""
-    h = optical_element_size(device)
-    if layer.name not in BULK_LAYERS:
-        h = min(h, film_element_size(device))
-    return thin_layer_elements(device, layer.thickness, h)
+    """Elements across ``layer``'s thickness (:func:`layer_grading`)."""
+    return layer_grading(device, layer).elements
+
+
+def layer_progression(device: Device, layer: Layer) -> float:
+    """Ratio of successive element sizes across ``layer``, away from the guiding layers
+    (:func:`layer_grading`)."""
+    return layer_grading(device, layer).ratio
+
+
+def layer_size_expression(device: Device, layer: Layer, axis: str) -> str:
+    """Gmsh ``MathEval`` expression (model units) of the element size in ``layer`` at height
+    ``axis``: linear in the distance from the layer's face nearest the guiding layers, as the
+    sizes of a geometric progression are."""
+    g = layer_grading(device, layer)
+    z0, _ = core_extent(device)
+    if layer.z_top <= z0 + 1e-15:
+        distance = f"({layer.z_top / UNIT!r} - {axis})"
+    else:
+        distance = f"({axis} - {layer.z_bottom / UNIT!r})"
+    return f"{g.first / UNIT!r} + {g.ratio - 1.0!r} * {distance}"
+
+
+def set_layer_curve(model: object, tag: int, device: Device, layer: Layer, axis: int) -> None:
+    """Make a curve across ``layer`` (along coordinate ``axis``) transfinite with the layer's
+    element count, growing away from the guiding layers."""
+    g = layer_grading(device, layer)
+    ratio = g.ratio
+    if ratio != 1.0:
+        t0, t1 = model.getParametrizationBounds(1, tag)  # type: ignore[attr-defined]
+        start = model.getValue(1, tag, [t0[0]])[axis] * UNIT  # type: ignore[attr-defined]
+        end = model.getValue(1, tag, [t1[0]])[axis] * UNIT  # type: ignore[attr-defined]
+        core = 0.5 * sum(core_extent(device))
+        if abs(start - core) > abs(end - core):
+            ratio = 1.0 / ratio
+    model.mesh.setTransfiniteCurve(  # type: ignore[attr-defined]
+        tag, g.elements + 1, "Progression", ratio
+    )
 
 
 def pillar_elements(device: Device) -> int:
@@ -92,15 +232,22 @@ def translation(dx: float, dy: float = 0.0, dz: float = 0.0) -> list[float]:
 
 
 def set_size_field(
-    model: object, boxes: Sequence[tuple[Sequence[float], Sequence[float], float]], size: float
+    model: object,
+    boxes: Sequence[tuple[Sequence[float], Sequence[float], float]],
+    size: float,
+    *,
+    graded: Sequence[tuple[str, int, Sequence[int]]] = (),
 ) -> None:
-    """Make the element size the smallest of the boxes' sizes (model units) where they apply and
-    ``size`` elsewhere; sizes from points and curvature are switched off (reproducible meshes).
+    """Make the element size the smallest of the boxes' sizes (model units) where they apply, of
+    the ``graded`` expressions on their entities, and ``size`` elsewhere; sizes from points and
+    curvature are switched off (reproducible meshes).
 
     Args:
         model: ``gmsh.model`` (rank 0).
         boxes: ``(lower corner, upper corner, size)`` of each box, corners as (x, y, z).
-        size: Size outside every box.
+        size: Size outside every box and graded entity (and the largest size).
+        graded: ``(MathEval expression of x, y, z, dimension, entity tags)``: sizes restricted to
+            those surfaces (dimension 2) or volumes (3).
     """
     import gmsh
 
@@ -114,6 +261,13 @@ def set_size_field(
             field.setNumber(tag, key, value)
         field.setNumber(tag, "VIn", h)
         field.setNumber(tag, "VOut", size)
+        tags.append(tag)
+    for expression, dim, entities in graded:
+        inner = field.add("MathEval")
+        field.setString(inner, "F", expression)
+        tag = field.add("Restrict")
+        field.setNumber(tag, "InField", inner)
+        field.setNumbers(tag, "SurfacesList" if dim == 2 else "VolumesList", list(entities))
         tags.append(tag)
     smallest = field.add("Min")
     field.setNumbers(smallest, "FieldsList", tags)
@@ -202,7 +356,7 @@ def build_cross_section(
             for tag in sides["x_min"] + sides["x_max"]:
                 zc = model.occ.getCenterOfMass(1, tag)[1] * UNIT
                 layer = next(la for la in layers if la.z_bottom < zc < la.z_top)
-                model.mesh.setTransfiniteCurve(tag, n_layer[layer.name] + 1)
+                set_layer_curve(model, tag, device, layer, axis=1)
             for _, tag in model.getBoundary([(2, t) for t in pillar_tags], oriented=False):
                 x0, _, _, x1, _, _ = model.getBoundingBox(1, abs(tag))
                 vertical = abs(x1 - x0) < tol
@@ -219,10 +373,16 @@ def build_cross_section(
                 ((-far, la.z_bottom / UNIT, -1.0), (far, la.z_top / UNIT, 1.0),
                  la.thickness / UNIT / n_layer[la.name])
                 for la in layers
+                if la.name in CORE_LAYERS
             ]
             h_pillar = 2.0 * radius / n_pillar
             boxes.append(((-radius - h_pillar, zg0, -1.0), (radius + h_pillar, zg1, 1.0), h_pillar))
-            set_size_field(model, boxes, optical_element_size(device) / UNIT)
+            graded = [
+                (layer_size_expression(device, la, "y"), 2, pieces[la.name])
+                for la in layers
+                if la.name not in CORE_LAYERS
+            ]
+            set_size_field(model, boxes, max_element_size(device) / UNIT, graded=graded)
             model.mesh.generate(2)
             scale_to_si(model)
         return to_mesh_data(

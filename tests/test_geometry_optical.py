@@ -23,9 +23,14 @@ from dolfinx import fem
 
 from geometry.cell import build_cell
 from geometry.cross_section import (
+    BULK_LAYERS,
+    CORE_LAYERS,
     build_cross_section,
     circle_segments,
+    core_extent,
+    growth_rate,
     layer_elements,
+    layer_progression,
     optical_layers,
 )
 from geometry.device import (
@@ -199,20 +204,31 @@ def test_periodic_faces_match(meshes, name):
 @pytest.mark.parametrize("name", list(BUILDS))
 def test_elements_across_layers(meshes, name):
     """Along the periodic corner edge each layer has exactly its element count, at least
-    ``mesh.film_elements`` in the thin layers."""
+    ``mesh.film_elements`` in the thin layers; outside the guiding layers the element sizes grow
+    geometrically away from them by :func:`layer_progression`, at most by 1 + ``growth_rate``."""
     device, data = meshes[name]
     half = 0.5 * device.grating.period
     x = all_vertices(data)
     edge = np.all(np.isclose(x[:, :-1], -half, rtol=0, atol=1e-9 * half), axis=1)
-    z = np.unique(np.round(x[edge, -1] / 1e-15))
+    z = np.unique(np.round(x[edge, -1] / 1e-15)) * 1e-15
     layers = optical_layers(device) if name != "cell_heat" else [
         la for la in layer_stack(device) if la.name == "grating"
     ]
+    core = 0.5 * sum(core_extent(device))
     for layer in layers:
-        inside = (z >= round(layer.z_bottom / 1e-15)) & (z <= round(layer.z_top / 1e-15))
+        tol = 1e-9 * layer.thickness
+        inside = z[(z >= layer.z_bottom - tol) & (z <= layer.z_top + tol)]
         n = layer_elements(device, layer)
-        assert np.count_nonzero(inside) - 1 == n, layer.name
-        assert n >= device.mesh.film_elements
+        assert inside.size - 1 == n, layer.name
+        assert n >= (1 if layer.name in BULK_LAYERS else device.mesh.film_elements)
+        sizes = np.diff(inside)
+        if layer.z_bottom < core:
+            sizes = sizes[::-1]  # ordered away from the guiding layers
+        ratio = layer_progression(device, layer)
+        assert ratio <= 1.0 + growth_rate(device) + 1e-12
+        if layer.name in CORE_LAYERS:
+            assert ratio == 1.0
+        assert np.allclose(sizes[1:] / sizes[:-1], ratio, rtol=1e-6), layer.name
 
 
 @pytest.mark.parametrize("name", ["cell", "cell_heat"])

@@ -1,0 +1,576 @@
+r"""DFB band edges at the Gamma point of the square lattice, on the periodic cross-section (2D)
+and unit cell (3D).
+
+At the Gamma point (Bloch phase 1 across the period :math:`\Lambda`) the guided waves
+:math:`e^{\pm i G x}` (and :math:`e^{\pm i G y}` in 3D), :math:`G = 2\pi/\Lambda`, are folded
+onto each other by the grating (second-order DFB): the band edges sit near
+:math:`\lambda = n_\mathrm{eff} \Lambda` (:func:`bragg_guess`), and the grating splits them.
+
+Equations, with :math:`k_0 = 2\pi/\lambda` the eigenvalue's square root and :math:`\varepsilon` the
+real part of the relative permittivity of each region:
+
+- TE (2D cross-section, :math:`u = E_y`, the field along the grooves' invariant direction):
+  :math:`-\nabla\cdot\nabla u = k_0^2 \varepsilon u`, weak form
+  :math:`\int \nabla u\cdot\nabla v = k_0^2 \int \varepsilon u v`.
+- TM (2D only, :math:`u = H_y`): :math:`-\nabla\cdot(\varepsilon^{-1}\nabla u) = k_0^2 u`, weak form
+  :math:`\int \varepsilon^{-1}\nabla u\cdot\nabla v = k_0^2 \int u v`.
+- 3D unit cell: the scalar TE equation above. This is an approximation (the scalar Helmholtz
+  equation of one field component, dropping the :math:`\nabla(\nabla\cdot E)` coupling at the
+  index steps); it keeps the lattice symmetry and the folding of the four waves exactly but not the
+  vector polarisation of the modes.
+
+The field vanishes on the truncation (``top``, ``bottom``, far above and below the guiding layers)
+and is periodic across ``periodic_*`` faces (:mod:`physics.periodic`, ``P^T A P``). The truncation
+also turns the vertical radiation continuum into a discrete set of "box" modes; those are told
+apart by their share of :math:`|u|^2` in the outer half of the padding (``radiation_fraction``),
+which is exponentially small for guided band edges and about that half's share of the volume for
+box modes. Band edges that do not couple to vertical waves (2D: odd in x; 3D scalar: B and E) are
+bound states and independent of the truncation. Radiating band edges (2D: even; 3D scalar: A) are
+resonances of the open structure; in the closed box they hybridise with nearby box modes, so their
+wavelength depends on ``mesh.optical_padding_um`` (by a few nm for the paper device), not only on
+the mesh: read them as indicative.
+
+The generalised eigenproblem :math:`A x = k_0^2 B x` is solved by SLEPc (Krylov-Schur,
+shift-and-invert about :math:`(2\pi/\lambda_\mathrm{guess})^2`, MUMPS), options prefix ``bands_``.
+
+Confinement of a region: :math:`\int_r |\mathbf E|^2 / \int |\mathbf E|^2`, for TE and the 3D
+scalar field :math:`|u|^2`, for TM :math:`|\nabla H_y|^2/\varepsilon^2` (the electric field,
+as in :mod:`physics.modes`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+from petsc4py import PETSc
+from slepc4py import SLEPc
+
+import numpy as np
+
+import dolfinx
+import ufl
+from dolfinx import fem
+from dolfinx.fem.petsc import assemble_matrix
+
+from geometry.config import apply_overrides, device_from_dict, device_to_dict
+from geometry.device import Device
+from geometry.meshdata import MeshData
+from physics.modes import Permittivity, stack_modes
+from physics.periodic import periodic_space_from_mesh
+
+OPTIONS_PREFIX = "bands_"
+
+DEFAULT_BANDS_EPS_OPTIONS: dict[str, Any] = {
+    "eps_type": "krylovschur",
+    "eps_tol": 1e-10,
+    "eps_max_it": 500,
+    "st_type": "sinvert",
+    "st_ksp_type": "preonly",
+    "st_pc_type": "lu",
+}
+"""SLEPc options of the band-edge eigensolver (prefix ``bands_``). ``eps_target`` ((2 pi /
+wavelength_guess)^2) and ``eps_nev`` (2 n_bands + 4, to leave room for box modes) are set per
+solve unless given."""
+
+POLARISATIONS = ("TE", "TM")
+
+
+@dataclass(frozen=True)
+class BandEdge:
+    """A band-edge mode at the Gamma point.
+
+    Attributes:
+        wavelength: Vacuum wavelength 2 pi / k0 (m).
+        k0: Vacuum wavenumber (1/m).
+        polarisation: ``"TE"`` (2D: E_y; 3D: the scalar field) or ``"TM"`` (2D: H_y).
+        confinement: Region -> fraction of |E|^2 in it (sums to 1).
+        radiation_fraction: Fraction of |u|^2 in the outer half of the padding above and below.
+        degeneracy: Number of band edges (this one included) within ``degeneracy_rtol`` of its
+            wavelength, among those returned.
+        symmetry: 2D: ``"even"`` or ``"odd"`` in x about the pillar centre; 3D: ``"A"`` (cos Gx
+            + cos Gy), ``"B"`` (cos Gx - cos Gy), ``"E"`` (sin Gx, sin Gy) by the dominant
+            first harmonics; ``"?"`` when no first harmonic is present.
+        harmonics: Weights (summing to 1) of the first in-plane harmonics ``cos_x``, ``sin_x``
+            (and ``cos_y``, ``sin_y``) in the overlaps of u with them.
+        field: The mode (``E_y``, ``H_y`` or ``u``), scaled to max |u| = 1, positive there.
+    """
+
+    wavelength: float
+    k0: float
+    polarisation: str
+    confinement: dict[str, float]
+    radiation_fraction: float
+    degeneracy: int
+    symmetry: str
+    harmonics: dict[str, float]
+    field: fem.Function = field(repr=False)
+
+
+def solver_options(petsc_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """:data:`DEFAULT_BANDS_EPS_OPTIONS` with a direct solver and the user's overrides."""
+    options = dict(DEFAULT_BANDS_EPS_OPTIONS)
+    sys = PETSc.Sys()
+    for package in ("mumps", "superlu_dist"):
+        if sys.hasExternalPackage(package):
+            options["st_pc_factor_mat_solver_type"] = package
+            break
+    options.update(petsc_options or {})
+    return options
+
+
+def _region_values(
+    mesh_data: MeshData, permittivity: Mapping[str, Permittivity]
+) -> dict[str, float]:
+    missing = sorted(set(mesh_data.regions) - set(permittivity))
+    if missing:
+        raise KeyError(
+            f"permittivity must name every region of the mesh {sorted(mesh_data.regions)}: "
+            f"missing {missing}"
+        )
+    out = {}
+    for name in mesh_data.regions:
+        value = permittivity[name]
+        if isinstance(value, tuple):
+            raise ValueError(
+                f"permittivity[{name!r}] = {value}: the resolved meshes take isotropic regions"
+            )
+        eps = complex(value).real
+        if eps <= 0.0:
+            raise ValueError(f"permittivity[{name!r}] = {value}: Re(eps) must be positive")
+        out[name] = eps
+    return out
+
+
+def _dg0(mesh_data: MeshData, values: Mapping[str, float]) -> fem.Function:
+    """A DG0 function equal to ``values[region]`` on each region."""
+    Q = fem.functionspace(mesh_data.mesh, ("DG", 0))
+    f = fem.Function(Q)
+    ct = mesh_data.cell_tags
+    for name, tag in mesh_data.regions.items():
+        cells = ct.indices[ct.values == tag]
+        f.x.array[Q.dofmap.list[cells, 0]] = values[name]
+    f.x.scatter_forward()
+    return f
+
+
+def _scalar(form: fem.Form, comm: MPI.Comm) -> float:
+    return float(comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM))
+
+
+def _eigensolve(
+    A: PETSc.Mat, B: PETSc.Mat, target: float, nev: int, options: dict[str, Any]
+) -> tuple[SLEPc.EPS, dict[str, Any]]:
+    solver = SLEPc.EPS().create(A.getComm())
+    solver.setOperators(A, B)
+    solver.setProblemType(SLEPc.EPS.ProblemType.GHEP)
+    solver.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
+    solver.setOptionsPrefix(OPTIONS_PREFIX)
+    run = {"eps_target": target, "eps_nev": nev, **options}
+    opts = PETSc.Options()
+    for key, value in run.items():
+        opts[f"{OPTIONS_PREFIX}{key}"] = value
+    try:
+        solver.setFromOptions()
+    finally:
+        for key in run:
+            del opts[f"{OPTIONS_PREFIX}{key}"]
+    solver.solve()
+    reason = solver.getConvergedReason()
+    nconv = solver.getConverged()
+    if reason <= 0 or nconv < 1:
+        solver.destroy()
+        raise RuntimeError(
+            f"SLEPc EPS ({OPTIONS_PREFIX}) did not converge: reason {reason}, {nconv} converged "
+            f"eigenpairs; options {run}"
+        )
+    return solver, run
+
+
+def _normalise(uh: fem.Function) -> None:
+    """Scale a real field to max |u| = 1, positive there (collective)."""
+    n_owned = uh.function_space.dofmap.index_map.size_local
+    owned = uh.x.array[:n_owned]
+    i = int(np.argmax(np.abs(owned))) if owned.size else -1
+    local = (abs(owned[i]), owned[i]) if owned.size else (-1.0, 0.0)
+    peak = max(uh.function_space.mesh.comm.allgather(local), key=lambda pair: pair[0])
+    uh.x.array[:] /= peak[1]
+
+
+def _symmetry(overlaps: Mapping[str, float], harmonics: Mapping[str, float]) -> str:
+    """Symmetry label from the overlaps of u with the first harmonics (see :class:`BandEdge`)."""
+    if not all(math.isfinite(w) for w in harmonics.values()):
+        return "?"
+    cos = harmonics["cos_x"] + harmonics.get("cos_y", 0.0)
+    if "cos_y" not in overlaps:
+        return "even" if cos > 0.5 else "odd"
+    if cos <= 0.5:
+        return "E"
+    return "A" if overlaps["cos_x"] * overlaps["cos_y"] > 0.0 else "B"
+
+
+def band_edges(
+    mesh_data: MeshData,
+    permittivity: Mapping[str, Permittivity],
+    *,
+    period: float,
+    wavelength_guess: float,
+    polarisation: str = "TE",
+    degree: int = 2,
+    n_bands: int = 4,
+    max_radiation_share: float = 0.5,
+    degeneracy_rtol: float = 1e-5,
+    petsc_options: Mapping[str, Any] | None = None,
+    info: dict[str, Any] | None = None,
+) -> list[BandEdge]:
+    """Band-edge modes at the Gamma point nearest a guessed wavelength, sorted by wavelength.
+
+    Args:
+        mesh_data: A ``cross-section`` (2D) or ``cell`` (3D) mesh, periodic, with boundaries
+            ``top`` and ``bottom`` (where the field is zero) and the ``z_levels`` of its layers.
+        permittivity: Relative permittivity of every region (its real part is used).
+        period: Lattice period Lambda (m), for the first harmonics G = 2 pi / Lambda.
+        wavelength_guess: Vacuum wavelength (m) the shift-and-invert targets, e.g.
+            :func:`bragg_guess`.
+        polarisation: ``"TE"``, or ``"TM"`` on the 2D cross-section (see the module docstring).
+        degree: Lagrange degree (eigenvalue errors fall as h^(2 degree)).
+        n_bands: Number of guided band edges to return (fewer if fewer are found).
+        max_radiation_share: Modes whose ``radiation_fraction`` exceeds this share of the outer
+            padding's volume fraction (what a field spread evenly would have there) are box modes
+            of the truncation and are dropped.
+        degeneracy_rtol: Relative wavelength difference under which band edges count as
+            degenerate.
+        petsc_options: SLEPc/PETSc options (prefix ``bands_``) over
+            :data:`DEFAULT_BANDS_EPS_OPTIONS`.
+        info: A dict filled with solve statistics: ``dofs`` (global, before the constraint),
+            ``reduced_dofs``, ``iterations``, ``converged``, ``assemble_s``, ``solve_s``,
+            ``options``.
+
+    Returns:
+        The band edges.
+
+    Raises:
+        ValueError: Wrong polarisation, mesh kind or permittivity.
+        KeyError: ``permittivity`` lacks a region of the mesh.
+        RuntimeError: SLEPc did not converge (with its reason and the options).
+    """
+    if polarisation not in POLARISATIONS:
+        raise ValueError(f"polarisation = {polarisation!r} must be one of {POLARISATIONS}")
+    if mesh_data.kind not in ("cross-section", "cell"):
+        raise ValueError(f"band_edges needs a cross-section or cell mesh, got {mesh_data.kind!r}")
+    msh = mesh_data.mesh
+    gdim = msh.geometry.dim
+    if polarisation == "TM" and gdim != 2:
+        raise ValueError("TM (u = H_y) is defined on the 2D cross-section only")
+    if degree < 1 or n_bands < 1:
+        raise ValueError(f"degree = {degree} and n_bands = {n_bands} must be at least 1")
+    if not (period > 0.0 and wavelength_guess > 0.0):
+        raise ValueError(f"period = {period} m and wavelength_guess = {wavelength_guess} m > 0")
+    comm = msh.comm
+    te = polarisation == "TE"
+    eps_values = _region_values(mesh_data, permittivity)
+    t0 = time.perf_counter()
+    V = fem.functionspace(msh, ("Lagrange", degree))
+    eps = _dg0(mesh_data, eps_values)
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    if te:
+        a = ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
+        b = eps * u * v * ufl.dx
+    else:
+        a = ufl.inner(ufl.grad(u), ufl.grad(v)) / eps * ufl.dx
+        b = u * v * ufl.dx
+    space = periodic_space_from_mesh(V, mesh_data, dirichlet=("top", "bottom"))
+    A_full = assemble_matrix(fem.form(a))
+    A_full.assemble()
+    B_full = assemble_matrix(fem.form(b))
+    B_full.assemble()
+    A = space.reduce_matrix(A_full)
+    B = space.reduce_matrix(B_full)
+    A_full.destroy()
+    B_full.destroy()
+    t1 = time.perf_counter()
+
+    target = (2.0 * math.pi / wavelength_guess) ** 2
+    options = solver_options(petsc_options)
+    nev = int(options.pop("eps_nev", 2 * n_bands + 4))
+    solver, run = _eigensolve(A, B, target, nev, options)
+    t2 = time.perf_counter()
+    if info is not None:
+        info.update(
+            dofs=V.dofmap.index_map.size_global,
+            reduced_dofs=space.size_global,
+            iterations=solver.getIterationNumber(),
+            converged=solver.getConverged(),
+            assemble_s=t1 - t0,
+            solve_s=t2 - t1,
+            options=run,
+        )
+
+    x = ufl.SpatialCoordinate(msh)
+    uh = fem.Function(V)
+    e2 = uh * uh if te else ufl.inner(ufl.grad(uh), ufl.grad(uh)) / eps**2
+    dx = ufl.Measure("dx", domain=msh, subdomain_data=mesh_data.cell_tags)
+    region_forms = {name: fem.form(e2 * dx(tag)) for name, tag in mesh_data.regions.items()}
+    z = x[gdim - 1]
+    levels = mesh_data.z_levels
+    z_low = 0.5 * (levels["substrate_bottom"] + levels["substrate_top"])
+    z_high = 0.5 * (levels["cover_bottom"] + levels["cover_top"])
+    far = ufl.conditional(ufl.Or(ufl.lt(z, z_low), ufl.gt(z, z_high)), 1.0, 0.0)
+    far_form = fem.form(far * uh * uh * ufl.dx)
+    total_form = fem.form(uh * uh * ufl.dx)
+    one = fem.Constant(msh, PETSc.ScalarType(1.0))
+    uniform = _scalar(fem.form(far * ufl.dx), comm) / _scalar(fem.form(one * ufl.dx), comm)
+    g = 2.0 * math.pi / period
+    waves = {"cos_x": ufl.cos(g * x[0]), "sin_x": ufl.sin(g * x[0])}
+    if gdim == 3:
+        waves |= {"cos_y": ufl.cos(g * x[1]), "sin_y": ufl.sin(g * x[1])}
+    wave_forms = {key: fem.form(w * uh * ufl.dx) for key, w in waves.items()}
+
+    found: list[_Found] = []
+    vr, vi = A.createVecs()
+    try:
+        for i in range(solver.getConverged()):
+            value = solver.getEigenpair(i, vr, vi).real
+            if value <= 0.0:
+                continue
+            space.expand(vr, uh)
+            _normalise(uh)
+            radiation = _scalar(far_form, comm) / _scalar(total_form, comm)
+            if radiation > max_radiation_share * uniform:
+                continue
+            per_region = {name: _scalar(L, comm) for name, L in region_forms.items()}
+            norm = sum(per_region.values())
+            overlaps = {key: _scalar(L, comm) for key, L in wave_forms.items()}
+            mode = fem.Function(V, name=("E_y" if te else "H_y") if gdim == 2 else "u")
+            mode.x.array[:] = uh.x.array
+            found.append(
+                _Found(
+                    2.0 * math.pi / math.sqrt(value),
+                    radiation,
+                    {name: s / norm for name, s in per_region.items()},
+                    overlaps,
+                    mode,
+                )
+            )
+    finally:
+        solver.destroy()
+        A.destroy()
+        B.destroy()
+        vr.destroy()
+        vi.destroy()
+    found.sort(key=lambda item: abs(item.wavelength - wavelength_guess))
+    chosen = sorted(found[:n_bands], key=lambda item: item.wavelength)
+    wavelengths = np.array([item.wavelength for item in chosen])
+    out = []
+    for item in chosen:
+        near = np.abs(wavelengths - item.wavelength) <= degeneracy_rtol * item.wavelength
+        weight = sum(c * c for c in item.overlaps.values())
+        harmonics = {
+            k: (c * c / weight if weight > 0.0 else math.nan) for k, c in item.overlaps.items()
+        }
+        out.append(
+            BandEdge(
+                wavelength=item.wavelength,
+                k0=2.0 * math.pi / item.wavelength,
+                polarisation=polarisation,
+                confinement=item.confinement,
+                radiation_fraction=item.radiation,
+                degeneracy=int(np.count_nonzero(near)),
+                symmetry=_symmetry(item.overlaps, harmonics),
+                harmonics=harmonics,
+                field=item.field,
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class _Found:
+    wavelength: float
+    radiation: float
+    confinement: dict[str, float]
+    overlaps: dict[str, float]
+    field: fem.Function
+
+
+def bragg_guess(
+    device: Device,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    polarisation: str | None = None,
+    rtol: float = 1e-8,
+    max_iterations: int = 50,
+    stack: MeshData | None = None,
+) -> float:
+    """The second-order Bragg estimate lambda = n_eff(lambda) Lambda of the device (m).
+
+    n_eff is the fundamental guided mode's of the 1D optical stack with the homogenised grating
+    layer (:func:`physics.modes.stack_modes`), solved self-consistently by the fixed point
+    lambda_{i+1} = n_eff(lambda_i) Lambda from lambda_0 = ``optics.wavelength``. The materials are
+    non-dispersive, so only the waveguide dispersion enters; the map contracts by about
+    (n_g - n_eff) / n_eff per step.
+
+    Args:
+        device: The device; it must have a [grating].
+        comm: Communicator of the stack mesh.
+        polarisation: ``"TE"`` or ``"TM"``; default ``optics.polarisation``.
+        rtol: Relative change of lambda at which the iteration stops.
+        max_iterations: Iterations before giving up.
+        stack: The device's optical stack mesh, if already built.
+
+    Returns:
+        The wavelength (m).
+
+    Raises:
+        ValueError: No grating, or no guided mode.
+        RuntimeError: The iteration did not converge.
+    """
+    from geometry.stack import build_stack
+    from physics.permittivity import region_permittivity
+
+    if device.grating is None:
+        raise ValueError("bragg_guess needs a device with a [grating]")
+    pol = polarisation or device.optics.polarisation
+    mesh_data = stack if stack is not None else build_stack(device, comm, optical=True)
+    eps = region_permittivity(device, list(mesh_data.regions))
+    wavelength = device.optics.wavelength
+    for _ in range(max_iterations):
+        modes = stack_modes(mesh_data, eps, wavelength, pol, n_modes=2)
+        if not modes:
+            raise ValueError(
+                f"the stack guides no {pol} mode at {wavelength * 1e9:.1f} nm: no Bragg estimate"
+            )
+        previous, wavelength = wavelength, modes[0].n_eff * device.grating.period
+        if abs(wavelength - previous) <= rtol * wavelength:
+            return wavelength
+    raise RuntimeError(
+        f"bragg_guess: lambda = n_eff(lambda) Lambda did not converge in {max_iterations} "
+        f"iterations (last {wavelength * 1e9:.4f} nm, previous {previous * 1e9:.4f} nm)"
+    )
+
+
+def write_band_edges(path: str | Path, edges: Sequence[BandEdge]) -> Path:
+    """Write the band-edge fields for ParaView (one VTX ``.bp`` folder, one field per edge).
+
+    Args:
+        path: The ``.bp`` folder to write.
+        edges: Band edges of one :func:`band_edges` call (they share a function space).
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    if not edges:
+        raise ValueError("no band edges to write")
+    fields = []
+    for i, edge in enumerate(edges):
+        f = edge.field.copy()
+        f.name = f"{edge.field.name}_{i}_{edge.wavelength * 1e9:.2f}nm".replace(".", "p")
+        fields.append(f)
+    with dolfinx.io.VTXWriter(edges[0].field.function_space.mesh.comm, path, fields) as writer:
+        writer.write(0.0)
+    return path
+
+
+@dataclass(frozen=True)
+class SensitivityRow:
+    """One point of :func:`band_edge_sensitivity`.
+
+    Attributes:
+        parameter: The config key changed (``""`` for the baseline).
+        value: Its value.
+        bragg_wavelength: The Bragg estimate n_eff Lambda (m).
+        wavelengths: The band-edge wavelengths (m), ascending.
+        symmetries: Their symmetry labels.
+    """
+
+    parameter: str
+    value: Any
+    bragg_wavelength: float
+    wavelengths: tuple[float, ...]
+    symmetries: tuple[str, ...]
+
+
+def device_with(device: Device, overrides: Sequence[str]) -> Device:
+    """A copy of ``device`` with ``section.key=value`` overrides (as on the command line)."""
+    return device_from_dict(apply_overrides(device_to_dict(device), overrides))
+
+
+def band_edge_sensitivity(
+    device: Device,
+    parameters: Sequence[tuple[str, Any]],
+    *,
+    kind: str = "cross-section",
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    n_bands: int = 2,
+    degree: int = 2,
+    petsc_options: Mapping[str, Any] | None = None,
+) -> list[SensitivityRow]:
+    """Band-edge wavelengths of the device and of variants with one parameter changed each.
+
+    Every row rebuilds the mesh (``kind``: ``"cross-section"``, cheap, or ``"cell"``), the Bragg
+    estimate and the band edges nearest it, in the device's ``optics.polarisation`` unless the
+    parameter is ``optics.polarisation`` itself.
+
+    Args:
+        device: The baseline device (it must have a [grating]).
+        parameters: ``(config key, value)`` pairs, e.g. ``("film.thickness_nm", 60)``,
+            ``("materials.sog.refractive_index", 1.45)``, ``("optics.polarisation", "TM")``.
+        kind: The mesh kind.
+        comm: Communicator of the meshes.
+        n_bands: Band edges per row.
+        degree: Lagrange degree.
+        petsc_options: Options of :func:`band_edges`.
+
+    Returns:
+        The baseline row first, then one row per parameter.
+    """
+    from geometry.cell import build_cell
+    from geometry.cross_section import build_cross_section
+    from physics.permittivity import region_permittivity
+
+    builders = {"cross-section": build_cross_section, "cell": build_cell}
+    if kind not in builders:
+        raise ValueError(f"kind = {kind!r} must be one of {sorted(builders)}")
+    rows = []
+    for key, value in [("", None), *parameters]:
+        variant = device_with(device, [f"{key}={_toml(value)}"]) if key else device
+        assert variant.grating is not None
+        pol = variant.optics.polarisation
+        guess = bragg_guess(variant, comm, polarisation=pol)
+        mesh_data = builders[kind](variant, comm)
+        edges = band_edges(
+            mesh_data,
+            region_permittivity(variant, list(mesh_data.regions)),
+            period=variant.grating.period,
+            wavelength_guess=guess,
+            polarisation=pol,
+            degree=degree,
+            n_bands=n_bands,
+            petsc_options=petsc_options,
+        )
+        rows.append(
+            SensitivityRow(
+                key,
+                value,
+                guess,
+                tuple(e.wavelength for e in edges),
+                tuple(e.symmetry for e in edges),
+            )
+        )
+    return rows
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple | list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return repr(value)
