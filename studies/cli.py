@@ -258,6 +258,45 @@ def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
     return r
 
 
+def cmd_bands(args: argparse.Namespace) -> dict[str, Any]:
+    """DFB band-edge modes at the Gamma point, nearest the Bragg estimate."""
+    from geometry.config import device_to_dict
+    from studies.optics import band_edge_table
+
+    t0 = time.perf_counter()
+    device = _load(args)
+    if device.grating is None:
+        raise ConfigError("grating", None, "cqdlaser bands needs a [grating] section")
+    out = Path(args.out or "results/bands")
+    result = band_edge_table(
+        device,
+        MPI.COMM_WORLD,
+        kind=args.kind,
+        polarisation=args.polarisation,
+        n_bands=args.bands,
+        out=out,
+    )
+    logger.info(
+        "%s, %s: Bragg estimate %.2f nm (measured line of the paper device: 643 nm)",
+        args.kind,
+        result["polarisation"],
+        result["bragg_estimate_nm"],
+    )
+    for e in result["band_edges"]:
+        logger.info(
+            "  %9.3f nm  %-4s x%d  gain confinement %.3f  radiation %.2g",
+            e["wavelength_nm"],
+            e["symmetry"],
+            e["degeneracy"],
+            e["gain_confinement"],
+            e["radiation_fraction"],
+        )
+    write_json(
+        out / "bands.json", {**result, **provenance(inputs=device_to_dict(device), started=t0)}
+    )
+    return result
+
+
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     """The studies that ``cqdlaser run`` knows."""
     from studies.registry import PAPER, STUDIES, describe
@@ -333,6 +372,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="times (us) at which to write the temperature field",
     )
     add("lasing", cmd_lasing, config=True)
+    p = add("bands", cmd_bands, config=True)
+    p.add_argument("--kind", default="cross-section", choices=["cross-section", "cell"])
+    p.add_argument(
+        "--polarisation",
+        default=None,
+        choices=["TE", "TM"],
+        help="default: optics.polarisation (TM needs the 2D cross-section)",
+    )
+    p.add_argument("--bands", type=int, default=4, help="number of band edges")
     p = add("modes", cmd_modes, config=True)
     p.add_argument("--polarisation", nargs="+", default=["TE", "TM"], choices=["TE", "TM"])
     add("list", cmd_list)

@@ -1,8 +1,9 @@
-"""Optical runs on a device: the guided modes of its layer stack, as table rows."""
+"""Optical runs on a device: the guided modes of its layer stack and its DFB band edges."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from mpi4py import MPI
@@ -54,3 +55,64 @@ def stack_mode_table(
                 )
             rows.append(row)
     return rows
+
+
+def band_edge_table(
+    device: Device,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    kind: str = "cross-section",
+    polarisation: str | None = None,
+    n_bands: int = 4,
+    out: Path | None = None,
+) -> dict[str, Any]:
+    """DFB band edges at the Gamma point nearest the Bragg estimate, as a JSON-ready document.
+
+    Args:
+        device: A device with a [grating].
+        comm: Communicator.
+        kind: ``"cross-section"`` (2D, TE or TM) or ``"cell"`` (3D, scalar).
+        polarisation: Default ``optics.polarisation``.
+        n_bands: Number of band edges.
+        out: Write the fields (``band_edges.bp``) there.
+    """
+    from geometry.builders import build_mesh
+    from physics.bands import band_edges, bragg_guess, write_band_edges
+
+    pol = polarisation or device.optics.polarisation
+    guess = bragg_guess(device, comm, polarisation=pol)
+    data = build_mesh(device, kind, comm)
+    eps = region_permittivity(device, list(data.regions))
+    info: dict[str, Any] = {}
+    edges = band_edges(
+        data,
+        eps,
+        period=device.grating.period,
+        wavelength_guess=guess,
+        polarisation=pol,
+        n_bands=n_bands,
+        info=info,
+    )
+    if out is not None and edges:
+        write_band_edges(out / "band_edges.bp", edges)
+    gain = ("film", "grating_fill")
+    rows = [
+        {
+            "wavelength_nm": e.wavelength * 1e9,
+            "polarisation": e.polarisation,
+            "symmetry": e.symmetry,
+            "degeneracy": e.degeneracy,
+            "confinement": e.confinement,
+            "gain_confinement": sum(e.confinement.get(r, 0.0) for r in gain),
+            "radiation_fraction": e.radiation_fraction,
+        }
+        for e in edges
+    ]
+    return {
+        "kind": kind,
+        "polarisation": pol,
+        "bragg_estimate_nm": guess * 1e9,
+        "band_edges": rows,
+        "dofs": info.get("dofs"),
+        "iterations": info.get("iterations"),
+    }

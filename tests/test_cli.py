@@ -127,3 +127,21 @@ def test_lasing_json_contract(tmp_path: Path) -> None:
         assert key in doc
     assert 0.0 < doc["lasing_duration_s"] < 2.5e-6
     assert doc["cw_possible"] is False and doc["cw_pump_range_kw_cm2"] is None
+
+
+@pytest.mark.serial
+def test_bands_and_modes_json_contract(tmp_path: Path) -> None:
+    proc = _cqdlaser("bands", str(PAPER), "--out", str(tmp_path), "--json", "--set", "mesh.scale=2")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    edges = doc["band_edges"]
+    assert edges and all(set(e) >= {"wavelength_nm", "confinement"} for e in edges)
+    # the band edges sit within the grating's stop band around the Bragg estimate
+    assert all(abs(e["wavelength_nm"] / doc["bragg_estimate_nm"] - 1) < 0.05 for e in edges)
+    modes = json.loads(_cqdlaser("modes", str(PAPER), "--json").stdout)["modes"]
+    assert {m["polarisation"] for m in modes} == {"TE", "TM"}
+    for m in modes:
+        assert set(m) >= {"polarisation", "order", "n_eff", "confinement", "loss_per_cm"}
+        assert sum(m["confinement"].values()) == pytest.approx(1.0)
+    te0 = next(m for m in modes if m["polarisation"] == "TE" and m["order"] == 0)
+    assert 1.38 < te0["n_eff"] < 1.97
