@@ -14,10 +14,11 @@ Study = Callable[..., dict[str, Any]]
 STUDIES: dict[str, str] = {
     "meshes": "studies.meshes",
     "fig1c": "studies.fig1c",
+    "bragg": "studies.bragg",
 }
 """Study name -> module holding its ``run``."""
 
-PAPER: tuple[str, ...] = ("fig1c",)
+PAPER: tuple[str, ...] = ("fig1c", "bragg")
 """What ``cqdlaser run paper`` runs, in order."""
 
 

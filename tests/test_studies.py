@@ -35,3 +35,28 @@ def test_fig1c_quick(shared_tmp: Path) -> None:
     assert meta["versions"]["dolfinx"] and meta["mpi_size"] >= 1
     for suffix in ("png", "pdf"):
         assert (out / f"fig1c.{suffix}").stat().st_size > 1000
+
+
+def test_bragg_quick(shared_tmp: Path) -> None:
+    summary = run_studies(["bragg"], shared_tmp, quick=True)["bragg"]
+    out = shared_tmp / "bragg"
+    rows = _read_csv(out / "bragg.csv")
+    assert {r["polarisation"] for r in rows} == {"TE", "TM"}
+    # band edges red-shift with the period and with the film thickness (more high-index material)
+    for pol in ("TE", "TM"):
+        for key in ("grating.period_nm", "film.thickness_nm"):
+            odd = [
+                float(r["odd_nm"])
+                for r in rows
+                if r["parameter"] == key and r["polarisation"] == pol
+            ]
+            assert odd == sorted(odd) and len(odd) >= 3
+    # the nominal device is far red of 643 nm; a ~40 nm TM film above the pillars lases there
+    assert summary["relative_difference_te_odd"] > 0.1
+    tm_film = next(
+        i
+        for i in summary["inverse"]
+        if i["polarisation"] == "TM" and i["parameter"] == "film.thickness_nm"
+    )
+    assert 20.0 < tm_film["value_for_643nm"] < 60.0
+    assert (out / "bragg.png").is_file() and (out / "bragg_sensitivity.csv").is_file()

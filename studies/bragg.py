@@ -1,0 +1,191 @@
+"""Bragg: DFB band-edge wavelengths vs grating period and film thickness above the pillars (TE and
+TM, 2D cross-section), the paper's 643 nm marked, and the inverse question: which film thickness,
+or which period, puts the non-radiating band edge at a target wavelength, in which polarisation.
+
+The non-radiating (odd) band edge is the one that lases in a second-order DFB with a low threshold
+(it does not couple to vertical radiation at the Gamma point); the radiating (even) one is reported
+too. The paper device's nominal film (120 nm above the pillars) puts both TE edges near 720-740 nm:
+the measured 643 nm needs a much thinner film above the pillars, or TM.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+from scipy.optimize import brentq
+
+from geometry.builders import build_mesh
+from geometry.device import Device
+from physics.bands import band_edge_sensitivity, band_edges, bragg_guess, device_with
+from physics.permittivity import region_permittivity
+from studies.common import matplotlib_backend, paper_device, save_figure
+from studies.output import provenance, write_csv, write_json
+from studies.sweep import sweep
+
+CONFIG = "paper_inorganic_mgf2"
+TARGET_NM = 643.0
+
+
+def edges_of(device: Device, comm: MPI.Comm) -> dict[str, float | None]:
+    """Odd (non-radiating) and even band-edge wavelengths (nm) on the 2D cross-section."""
+    guess = bragg_guess(device, comm)
+    data = build_mesh(device, "cross-section", comm)
+    eps = region_permittivity(device, list(data.regions))
+    found = band_edges(
+        data,
+        eps,
+        period=device.grating.period,
+        wavelength_guess=guess,
+        polarisation=device.optics.polarisation,
+        n_bands=2,
+    )
+    out: dict[str, float | None] = {"odd_nm": None, "even_nm": None, "bragg_nm": guess * 1e9}
+    for e in found:
+        out[f"{e.symmetry}_nm"] = e.wavelength * 1e9
+    return out
+
+
+def _point(point: tuple[str, float, str, tuple[str, ...]], comm: MPI.Comm) -> dict[str, Any]:
+    key, value, pol, base = point
+    device = paper_device(CONFIG, [*base, f"{key}={value}", f"optics.polarisation={pol}"])
+    return {"parameter": key, "value": value, "polarisation": pol, **edges_of(device, comm)}
+
+
+def solve_for(
+    key: str,
+    lo: float,
+    hi: float,
+    pol: str,
+    base: tuple[str, ...],
+    comm: MPI.Comm,
+    target_nm: float = TARGET_NM,
+) -> float | None:
+    """The value of ``key`` in [lo, hi] putting the odd band edge at ``target_nm`` (None if the
+    target is not bracketed)."""
+
+    def f(value: float) -> float:
+        device = paper_device(CONFIG, [*base, f"{key}={value}", f"optics.polarisation={pol}"])
+        odd = edges_of(device, comm)["odd_nm"]
+        if odd is None:
+            raise RuntimeError(f"no odd band edge at {key} = {value}")
+        return odd - target_nm
+
+    f_lo, f_hi = f(lo), f(hi)
+    if f_lo * f_hi > 0:
+        return None
+    return float(brentq(f, lo, hi, xtol=0.05, rtol=1e-6))
+
+
+def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
+    """Band-edge maps, the inverse design for 643 nm, and the sensitivity table."""
+    base: tuple[str, ...] = ("mesh.scale=2",) if quick else ()
+    periods = np.linspace(390, 470, 3 if quick else 9)
+    films = [10.0, 60.0, 120.0] if quick else [10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 150.0]
+    points = [("grating.period_nm", float(p), pol, base) for pol in ("TE", "TM") for p in periods]
+    points += [("film.thickness_nm", float(t), pol, base) for pol in ("TE", "TM") for t in films]
+    rows = sweep(points, _point, comm, desc="bragg")
+    inverse = []
+    for pol in ("TE", "TM"):
+        for key, lo, hi in (("film.thickness_nm", 5.0, 150.0), ("grating.period_nm", 340.0, 470.0)):
+            value = solve_for(key, lo, hi, pol, base, comm)
+            inverse.append({"polarisation": pol, "parameter": key, "value_for_643nm": value})
+    device = paper_device(CONFIG, list(base))
+    sens_params = [
+        ("film.thickness_nm", 60),
+        ("film.thickness_nm", 20),
+        ("materials.cqd_inorganic.refractive_index", 1.92),
+        ("materials.sog.refractive_index", 1.45),
+        ("cap", False),
+        ("grating.pillar_height_nm", 100),
+        ("grating.pillar_diameter_nm", 200),
+        ("optics.polarisation", "TM"),
+    ]
+    sensitivity = [
+        {
+            "parameter": r.parameter or "baseline",
+            "value": r.value,
+            "bragg_nm": r.bragg_wavelength * 1e9,
+            "edges_nm": [w * 1e9 for w in r.wavelengths],
+            "symmetries": list(r.symmetries),
+        }
+        for r in band_edge_sensitivity(device, sens_params, comm=comm)
+    ]
+    baseline = next(
+        r
+        for r in rows
+        if r["parameter"] == "film.thickness_nm"
+        and r["value"] == 120.0
+        and r["polarisation"] == "TE"
+    )
+    summary = {
+        "target_nm": TARGET_NM,
+        "paper_device_te_odd_nm": baseline["odd_nm"],
+        "paper_device_te_even_nm": baseline["even_nm"],
+        "paper_device_bragg_te_nm": baseline["bragg_nm"],
+        "relative_difference_te_odd": None
+        if baseline["odd_nm"] is None
+        else baseline["odd_nm"] / TARGET_NM - 1.0,
+        "inverse": inverse,
+    }
+    write_csv(out / "bragg.csv", rows=rows, comm=comm)
+    write_csv(
+        out / "bragg_sensitivity.csv",
+        rows=[
+            {
+                **r,
+                "edges_nm": " ".join(f"{w:.2f}" for w in r["edges_nm"]),
+                "symmetries": " ".join(r["symmetries"]),
+            }
+            for r in sensitivity
+        ],
+        comm=comm,
+    )
+    write_json(
+        out / "bragg.json",
+        {
+            "summary": summary,
+            "sensitivity": sensitivity,
+            "rows": rows,
+            **provenance(comm, inputs=CONFIG, quick=quick),
+        },
+        comm=comm,
+    )
+    plot(out, comm)
+    return summary
+
+
+def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Band edges vs period and vs film thickness, from bragg.json."""
+    if comm.rank != 0:
+        return
+    import json
+
+    matplotlib_backend()
+    import matplotlib.pyplot as plt
+
+    rows = json.loads((out / "bragg.json").read_text())["rows"]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
+    for ax, key, label in zip(
+        axes,
+        ("grating.period_nm", "film.thickness_nm"),
+        ("grating period (nm)", "film thickness above the pillars (nm)"),
+        strict=True,
+    ):
+        for pol, colour in (("TE", "b"), ("TM", "r")):
+            sel = [r for r in rows if r["parameter"] == key and r["polarisation"] == pol]
+            x = [r["value"] for r in sel]
+            for sym, style in (("odd", "-o"), ("even", "--s")):
+                y = [np.nan if r[f"{sym}_nm"] is None else r[f"{sym}_nm"] for r in sel]
+                ax.plot(x, y, colour + style, ms=3, label=f"{pol} {sym}")
+        ax.axhline(TARGET_NM, color="k", lw=0.8, ls=":")
+        ax.set_xlabel(label)
+    axes[0].set_ylabel("band-edge wavelength (nm)")
+    axes[0].legend(fontsize=7)
+    save_figure(fig, out / "bragg", comm)
+
+
+__all__ = ["device_with", "run"]
