@@ -15,10 +15,12 @@ STUDIES: dict[str, str] = {
     "meshes": "studies.meshes",
     "fig1c": "studies.fig1c",
     "bragg": "studies.bragg",
+    "lasing_duration": "studies.lasing_duration",
+    "cw_feasibility": "studies.cw_feasibility",
 }
 """Study name -> module holding its ``run``."""
 
-PAPER: tuple[str, ...] = ("fig1c", "bragg")
+PAPER: tuple[str, ...] = ("fig1c", "bragg", "lasing_duration", "cw_feasibility")
 """What ``cqdlaser run paper`` runs, in order."""
 
 
@@ -38,8 +40,14 @@ def run_studies(
 ) -> dict[str, Any]:
     """Run studies by name (``paper`` expands to :data:`PAPER`), each into ``out/<name>``."""
     expanded = [n for name in names for n in (PAPER if name == "paper" else (name,))]
-    results = {}
+    results: dict[str, Any] = {}
     for name in expanded:
         results[name] = study(name)(out / name, quick=quick, comm=comm)
         comm.barrier()  # rank 0 writes: its files are complete before anyone goes on
+    if "paper" in names:
+        from studies.report import write_report
+
+        report = write_report(out, out / "validation.md", quick=quick, comm=comm)
+        results["report"] = str(report)
+        comm.barrier()
     return results

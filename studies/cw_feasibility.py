@@ -1,0 +1,617 @@
+r"""CW feasibility map: which substrate, cladding, film thickness and threshold let the CQD DFB
+laser lase CW, by what margin, and the optimum cladding over an absorbing substrate.
+
+Thermal part. With constant conductivities the steady film maximum rises linearly with the pump,
+T_ss = T_sink + R P, R the thermal resistance (K per W/m2 of incident pump; reported in K per
+kW/cm2), one steady solve on the axisymmetric mesh per design. The threshold law is
+P_th(T) = P_th0' exp((T - 295 K)/T0), T0 = 72 K, so CW needs P >= P_th(T_sink + R P), possible iff
+
+    a = R P_th0' / T0 <= 1/e,
+
+between the two Lambert-W roots (``physics.laser.cw_exponential``). The margin is (1/e)/a: the
+factor by which R (or the heat fraction, or the threshold) may still grow. A lower threshold lowers
+the heat at threshold too: the device is pumped at ~P_th0', so a is linear in P_th0'; the largest
+nominal threshold that allows CW is P_th0 x margin, whatever the threshold axis.
+
+Optical part (threshold model, stated). The threshold of a DFB of modal loss alpha and gain
+confinement Gamma scales as (alpha_int + alpha_mirror + alpha_abs) / (Gamma g'), g' the material
+gain per unit pump. Taking the paper device (inorganic film, 120 nm, on MgF2, no absorbing layer)
+as the reference, whose loss budget alpha_int + alpha_mirror is alpha_ref,
+
+    P_th0'(design) = P_th0 (Gamma_ref / Gamma) (1 + alpha_abs / alpha_ref).
+
+alpha_ref = :data:`ALPHA_REF_PER_CM` = 400/cm: the paper's net modal gain is 1200/cm at about 4x
+threshold (physics.md 1.3); with the modal gain linear in pump from zero at threshold, one
+threshold's worth of pump buys 1200/3 = 400/cm of gain, the loss budget that P_th0 pays for (the
+other limit, gain linear from zero pump with alpha_int small, gives 300/cm; the optimum
+claddings are reported for both). Gamma is the TE0 gain confinement (film plus the CQD fill of the
+grating layer) and alpha_abs its modal loss:
+
+- Al (and any absorbing substrate whose index is below the mode's): the first-order loss of the
+  guided TE0 mode from Im(eps) (``studies.optics.stack_mode_table``; about 8 % above the exact
+  complex root for Al);
+- Si, diamond and SiC have an index above the film's: the TE0 mode under a cladding is leaky,
+  radiating into the substrate (and absorbed in Si). Its loss is 2 k0 Im(N) of the exact complex
+  root N of the TE transfer-matrix dispersion of the stack (:func:`leaky_te_index`), started from
+  the guided mode with the substrate replaced by the cladding material (whose Gamma is used).
+  Without a cladding they guide no mode: no laser.
+
+Heat fraction: as in ``studies.lasing_duration`` (the calibration when available, else 0.10).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+
+from geometry.device import Device
+from geometry.layers import layer_stack
+from physics.heat import HeatProblem
+from physics.laser import KW_CM2, ThresholdModel, cw_exponential
+from physics.materials import region_materials
+from physics.permittivity import region_permittivity
+from studies.common import matplotlib_backend, paper_device, save_figure
+from studies.lasing_duration import study_heat_fraction
+from studies.optics import stack_mode_table
+from studies.output import logger, provenance, write_csv, write_json
+from studies.sweep import sweep
+from studies.thermal import heat_mesh
+
+BASE_CONFIG = "paper_inorganic_mgf2"
+SUBSTRATES = ("glass", "mgf2", "sapphire", "si", "al", "diamond", "sic")
+CLADDED = ("si", "al", "diamond", "sic")
+"""Substrates that need a low-index cladding: absorbing (Si, Al) or of higher index (diamond, SiC)
+than the film."""
+CLADDINGS = ("sio2", "mgf2")
+ALPHA_REF_PER_CM = 400.0
+ALPHA_REF_ALTERNATIVE_PER_CM = 300.0
+T0_K = 72.0
+NOMINAL_THRESHOLD_KW_CM2 = 52.0
+REFERENCE_FILM_NM = 120.0
+
+FULL = {
+    "film_nm": (60.0, 80.0, 100.0, 120.0, 160.0, 200.0),
+    "cladding_nm": (50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0, 750.0, 1000.0, 1500.0),
+    "cladded": CLADDED,
+    "mesh_scale": 1.0,
+    "refine_points": 6,
+}
+QUICK = {
+    "film_nm": (REFERENCE_FILM_NM,),
+    "cladding_nm": (100.0, 300.0, 1000.0),
+    "cladded": ("si", "al"),
+    "mesh_scale": 3.0,
+    "refine_points": 1,
+}
+THRESHOLDS_KW_CM2 = (10.0, 15.0, 20.0, 26.0, 30.0, 35.0, 40.0, 45.0, 52.0)
+
+
+@dataclass(frozen=True)
+class Design:
+    """One design point: substrate, optional cladding (material, thickness) and film thickness."""
+
+    substrate: str
+    cladding: str | None = None
+    cladding_nm: float = 0.0
+    film_nm: float = REFERENCE_FILM_NM
+
+    def overrides(self) -> list[str]:
+        """Config overrides of the base device (``paper_inorganic_mgf2``)."""
+        out = [f"substrate.material={self.substrate}", f"film.thickness_nm={self.film_nm}"]
+        if self.cladding is None:
+            out.append("cladding=false")
+        else:
+            out += [
+                f"cladding.material={self.cladding}",
+                f"cladding.thickness_nm={self.cladding_nm}",
+            ]
+        return out
+
+
+def design_device(design: Design, heat_fraction: float, mesh_scale: float = 1.0) -> Device:
+    """The device of a design point, with the study's heat fraction and mesh scale."""
+    return paper_device(
+        BASE_CONFIG,
+        [
+            *design.overrides(),
+            f"pump.heat_fraction={heat_fraction}",
+            "heat.mesh=axisymmetric",
+            f"mesh.scale={mesh_scale}",
+        ],
+    )
+
+
+def thermal_resistance(device: Device, comm: MPI.Comm) -> float:
+    """Steady film maximum rise per unit incident pump, R (K m^2/W), of a linear device."""
+    if device.heat.nonlinear:
+        raise ValueError("the CW map uses a linear device (heat.nonlinear = false)")
+    problem = HeatProblem.from_device(device, heat_mesh(device, comm), region_materials(device))
+    problem.steady()
+    rise = problem.film_max_temperature() - device.heat.sink_temperature_k
+    return rise / device.pump.intensity
+
+
+def _te_dispersion(
+    n2: complex,
+    k0: float,
+    layers: Sequence[tuple[complex, float]],
+    eps_sub: complex,
+    eps_cover: complex,
+) -> complex:
+    """Zero at a TE mode of effective permittivity n2 = N^2: (E, E') carried from the substrate
+    through ``layers`` ((eps, thickness) upwards) must decay into the cover. In a substrate of
+    higher index than N the field is the outgoing (downward radiating) wave: a leaky mode."""
+    if eps_sub.real > n2.real:
+        g = -1j * k0 * np.sqrt(complex(eps_sub - n2))
+    else:
+        g = k0 * np.sqrt(complex(n2 - eps_sub))
+    state = np.array([1.0, g], dtype=complex)
+    for eps, t in layers:
+        g = k0 * np.sqrt(complex(n2 - eps))
+        c, s = np.cosh(g * t), np.sinh(g * t)
+        state = np.array([[c, s / g], [g * s, c]]) @ state
+    return complex(state[1] + k0 * np.sqrt(complex(n2 - eps_cover)) * state[0])
+
+
+def leaky_te_index(device: Device, n_eff_seed: float, *, tol: float = 1e-13) -> complex:
+    """Complex effective index N of the TE mode of a device's planar stack near ``n_eff_seed``.
+
+    The substrate and the cover (air) are semi-infinite; the grating layer enters with its
+    in-plane permittivity. Secant iterations on N^2.
+
+    Args:
+        device: The device (its layer stack at ``optics.wavelength_nm``).
+        n_eff_seed: Starting effective index (a nearby guided mode's).
+        tol: Relative tolerance on N^2.
+
+    Returns:
+        N, with 2 k0 Im(N) the modal power loss (1/m).
+
+    Raises:
+        RuntimeError: when the secant iteration does not converge.
+    """
+    eps = region_permittivity(device)
+    eps["cover"] = 1.0 + 0j
+    k0 = 2.0 * math.pi / device.optics.wavelength
+    layers = []
+    for layer in layer_stack(device)[1:]:
+        e = eps[layer.name]
+        layers.append((complex(e[0] if isinstance(e, tuple) else e), layer.thickness))
+    eps_sub = complex(eps["substrate"])  # type: ignore[arg-type]
+
+    def f(n2: complex) -> complex:
+        return _te_dispersion(n2, k0, layers, eps_sub, eps["cover"])
+
+    x0 = complex(n_eff_seed**2)
+    x1 = x0 * (1.0 + 1e-6) + 1e-7j
+    f0, f1 = f(x0), f(x1)
+    for _ in range(200):
+        x2 = x1 - f1 * (x1 - x0) / (f1 - f0)
+        if abs(x2 - x1) < tol * abs(x2):
+            return complex(np.sqrt(x2))
+        x0, f0, x1, f1 = x1, f1, x2, f(x2)
+    raise RuntimeError(f"leaky_te_index: no convergence from n_eff = {n_eff_seed}")
+
+
+def lasing_mode(device: Device, comm: MPI.Comm) -> dict[str, Any]:
+    """The TE0 lasing mode of a design: guided, n_eff, gain confinement and modal loss (1/cm).
+
+    Guided modes come from the FEM stack solver (first-order loss); a mode leaking into a
+    higher-index substrate from the transfer-matrix complex root seeded with the mode of the same
+    stack on a substrate of the cladding material.
+    """
+    te = [r for r in stack_mode_table(device, comm, polarisations=("TE",)) if r["order"] == 0]
+    if te:
+        row = te[0]
+        return {
+            "guided": True,
+            "n_eff": row["n_eff"],
+            "gain_confinement": row["gain_confinement"],
+            "mode_loss_per_cm": row["loss_per_cm"],
+            "loss_method": "first-order FEM (Im eps)",
+        }
+    none = {
+        "guided": False,
+        "n_eff": math.nan,
+        "gain_confinement": math.nan,
+        "mode_loss_per_cm": math.nan,
+        "loss_method": "no guided mode",
+    }
+    if device.cladding is None:
+        return none
+    clad = device.cladding.material
+    seed_device = paper_device(
+        BASE_CONFIG,
+        [
+            *Design(
+                device.substrate.material,
+                clad,
+                device.cladding.thickness_nm,
+                device.film.thickness_nm,
+            ).overrides(),
+            f"substrate.material={clad}",
+        ],
+    )
+    seed = [
+        r for r in stack_mode_table(seed_device, comm, polarisations=("TE",)) if r["order"] == 0
+    ]
+    if not seed:
+        return none
+    try:
+        n = leaky_te_index(device, seed[0]["n_eff"])
+    except RuntimeError:
+        return none
+    k0 = 2.0 * math.pi / device.optics.wavelength
+    return {
+        "guided": True,
+        "n_eff": n.real,
+        "gain_confinement": seed[0]["gain_confinement"],
+        "mode_loss_per_cm": 2.0 * k0 * n.imag / 100.0,
+        "loss_method": "leaky: transfer-matrix complex root",
+    }
+
+
+def evaluate(
+    design: Design, comm: MPI.Comm, heat_fraction: float, mesh_scale: float
+) -> dict[str, Any]:
+    """Thermal resistance and lasing mode of one design (collective on ``comm``)."""
+    device = design_device(design, heat_fraction, mesh_scale)
+    resistance = thermal_resistance(device, comm)
+    return {**asdict(design), "thermal_resistance": resistance, **lasing_mode(device, comm)}
+
+
+def threshold_factor(mode: dict[str, Any], gamma_ref: float, alpha_ref: float) -> float:
+    """P_th0'/P_th0 = (Gamma_ref/Gamma)(1 + alpha/alpha_ref) (inf without a guided mode)."""
+    if not mode["guided"] or not mode["gain_confinement"] > 0.0:
+        return math.inf
+    return gamma_ref / mode["gain_confinement"] * (1.0 + mode["mode_loss_per_cm"] / alpha_ref)
+
+
+def cw_row(
+    design: dict[str, Any],
+    threshold_kw_cm2: float,
+    gamma_ref: float,
+    heat_fraction: float,
+    alpha_ref: float = ALPHA_REF_PER_CM,
+) -> dict[str, Any]:
+    """The CW verdict of a design at a nominal threshold P_th0 (kW/cm2)."""
+    r = design["thermal_resistance"]
+    factor = threshold_factor(design, gamma_ref, alpha_ref)
+    effective = threshold_kw_cm2 * factor
+    a_thermal = r * threshold_kw_cm2 * KW_CM2 / T0_K
+    row: dict[str, Any] = {
+        "substrate": design["substrate"],
+        "cladding": design["cladding"] or "none",
+        "cladding_nm": design["cladding_nm"],
+        "film_nm": design["film_nm"],
+        "threshold_kw_cm2": threshold_kw_cm2,
+        "guided": design["guided"],
+        "gain_confinement": design["gain_confinement"],
+        "mode_loss_per_cm": design["mode_loss_per_cm"],
+        "threshold_factor": factor,
+        "effective_threshold_kw_cm2": effective,
+        "thermal_resistance_k_cm2_per_kw": r * KW_CM2,
+        "criterion_thermal_only": a_thermal,
+    }
+    if math.isfinite(factor):
+        cw = cw_exponential(r, ThresholdModel(threshold=effective * KW_CM2, t0=T0_K))
+        low, high = cw.pump_range if cw.pump_range is not None else (math.nan, math.nan)
+        row.update(
+            criterion=cw.criterion,
+            cw_possible=cw.possible,
+            cw_low_kw_cm2=low / KW_CM2,
+            cw_high_kw_cm2=high / KW_CM2,
+            margin=cw.margin,
+            max_threshold_for_cw_kw_cm2=threshold_kw_cm2 * cw.margin,
+            max_heat_fraction_for_cw=heat_fraction * cw.margin,
+        )
+    else:
+        row.update(
+            criterion=math.inf,
+            cw_possible=False,
+            cw_low_kw_cm2=math.nan,
+            cw_high_kw_cm2=math.nan,
+            margin=0.0,
+            max_threshold_for_cw_kw_cm2=0.0,
+            max_heat_fraction_for_cw=0.0,
+        )
+    return row
+
+
+def designs_for(grid: dict[str, Any]) -> list[Design]:
+    """The design points of a grid (``FULL`` or ``QUICK``)."""
+    out = []
+    for film in grid["film_nm"]:
+        out += [Design(s, film_nm=film) for s in SUBSTRATES]
+        out += [
+            Design(s, c, t, film)
+            for s in grid["cladded"]
+            for c in CLADDINGS
+            for t in grid["cladding_nm"]
+        ]
+    return out
+
+
+def cw_map(
+    designs: Sequence[Design],
+    heat_fraction: float,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    mesh_scale: float = 1.0,
+) -> list[dict[str, Any]]:
+    """Evaluate designs in parallel (one rank per design); the same list on every rank."""
+    return sweep(
+        list(designs),
+        lambda d, sub: evaluate(d, sub, heat_fraction, mesh_scale),
+        comm,
+        desc="cw_feasibility",
+    )
+
+
+def reference_confinement(comm: MPI.Comm = MPI.COMM_WORLD) -> float:
+    """Gamma_ref: TE0 gain confinement of the paper device (computed on rank 0, broadcast)."""
+    gamma = None
+    if comm.rank == 0:
+        device = paper_device(BASE_CONFIG)
+        gamma = lasing_mode(device, MPI.COMM_SELF)["gain_confinement"]
+    return float(comm.bcast(gamma, root=0))
+
+
+def refinement(
+    designs: list[dict[str, Any]], substrate: str, cladding: str, gamma_ref: float, points: int
+) -> list[Design]:
+    """Extra cladding thicknesses around the grid minimum of a (120 nm film), geometric between
+    the minimum's neighbours on the grid."""
+    pts = sorted(
+        (
+            d["cladding_nm"],
+            d["thermal_resistance"] * threshold_factor(d, gamma_ref, ALPHA_REF_PER_CM),
+        )
+        for d in designs
+        if d["substrate"] == substrate
+        and d["cladding"] == cladding
+        and d["film_nm"] == REFERENCE_FILM_NM
+    )
+    if len(pts) < 2 or points < 1:
+        return []
+    t = [p[0] for p in pts]
+    i = int(np.argmin([p[1] for p in pts]))
+    lo, hi = t[max(i - 1, 0)], t[min(i + 1, len(t) - 1)]
+    new = np.geomspace(lo, hi, points + 2)[1:-1]
+    return [
+        Design(substrate, cladding, round(float(x), 1), REFERENCE_FILM_NM)
+        for x in new
+        if not np.isclose(x, t[i])
+    ]
+
+
+def optimum_cladding(
+    designs: list[dict[str, Any]], substrate: str, cladding: str, gamma_ref: float, alpha_ref: float
+) -> dict[str, Any] | None:
+    """The evaluated cladding thickness with the least a (120 nm film; independent of P_th0).
+
+    a is proportional to R (Gamma_ref/Gamma)(1 + alpha/alpha_ref); the optimum is the best design
+    evaluated (grid plus refinement), bracketed by its evaluated neighbours.
+    """
+    pts = sorted(
+        (d["cladding_nm"], d["thermal_resistance"] * threshold_factor(d, gamma_ref, alpha_ref))
+        for d in designs
+        if d["substrate"] == substrate
+        and d["cladding"] == cladding
+        and d["film_nm"] == REFERENCE_FILM_NM
+    )
+    pts = [(t, v) for t, v in pts if math.isfinite(v)]
+    if not pts:
+        return None
+    i = int(np.argmin([v for _, v in pts]))
+    best_t, best_v = pts[i]
+    margin = (1.0 / math.e) / (best_v * NOMINAL_THRESHOLD_KW_CM2 * KW_CM2 / T0_K)
+    return {
+        "substrate": substrate,
+        "cladding": cladding,
+        "alpha_ref_per_cm": alpha_ref,
+        "optimum_cladding_nm": best_t,
+        "bracket_low_nm": pts[max(i - 1, 0)][0],
+        "bracket_high_nm": pts[min(i + 1, len(pts) - 1)][0],
+        "on_grid_edge": i in (0, len(pts) - 1),
+        "criterion_at_52": 1.0 / (math.e * margin),
+        "margin_at_52": margin,
+        "max_threshold_for_cw_kw_cm2": NOMINAL_THRESHOLD_KW_CM2 * margin,
+    }
+
+
+def run(
+    out: Path,
+    *,
+    quick: bool = False,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    heat_fraction: float | None = None,
+) -> dict[str, Any]:
+    """Compute the CW map, write cw_designs.csv, cw_map.csv, cw_optimum.csv, cw_feasibility.json
+    and the figure.
+
+    Args:
+        out: Output folder.
+        quick: A coarse grid and mesh.
+        comm: Communicator; designs run in parallel over its ranks.
+        heat_fraction: Override the heat fraction (default: the calibration, else 0.10).
+    """
+    t0 = time.perf_counter()
+    if heat_fraction is None:
+        heat_fraction, origin = study_heat_fraction(quick, comm)
+    else:
+        origin = "given"
+    grid = QUICK if quick else FULL
+    gamma_ref = reference_confinement(comm)
+    designs = cw_map(designs_for(grid), heat_fraction, comm, mesh_scale=grid["mesh_scale"])
+    extra = [
+        d
+        for sub in grid["cladded"]
+        for c in CLADDINGS
+        for d in refinement(designs, sub, c, gamma_ref, grid["refine_points"])
+    ]
+    designs += cw_map(extra, heat_fraction, comm, mesh_scale=grid["mesh_scale"])
+    rows = [cw_row(d, p, gamma_ref, heat_fraction) for d in designs for p in THRESHOLDS_KW_CM2]
+    design_rows = [
+        {k: v for k, v in r.items() if k not in ("threshold_kw_cm2",)}
+        for r in rows
+        if r["threshold_kw_cm2"] == NOMINAL_THRESHOLD_KW_CM2
+    ]
+    optima = [
+        o
+        for alpha in (ALPHA_REF_PER_CM, ALPHA_REF_ALTERNATIVE_PER_CM)
+        for s in grid["cladded"]
+        for c in CLADDINGS
+        if (o := optimum_cladding(designs, s, c, gamma_ref, alpha)) is not None
+    ]
+    at_ref = [r for r in design_rows if r["film_nm"] == REFERENCE_FILM_NM]
+    best: dict[str, Any] = {}
+    for s in SUBSTRATES:
+        cands = [r for r in at_ref if r["substrate"] == s and r["guided"]]
+        if cands:
+            b = max(cands, key=lambda r: r["margin"])
+            best[s] = {
+                k: b[k]
+                for k in (
+                    "cladding",
+                    "cladding_nm",
+                    "thermal_resistance_k_cm2_per_kw",
+                    "effective_threshold_kw_cm2",
+                    "criterion",
+                    "cw_possible",
+                    "cw_low_kw_cm2",
+                    "cw_high_kw_cm2",
+                    "margin",
+                    "max_threshold_for_cw_kw_cm2",
+                    "max_heat_fraction_for_cw",
+                )
+            }
+    summary = {
+        "heat_fraction": heat_fraction,
+        "heat_fraction_origin": origin,
+        "gamma_ref": gamma_ref,
+        "alpha_ref_per_cm": ALPHA_REF_PER_CM,
+        "t0_k": T0_K,
+        "criterion_limit": 1.0 / math.e,
+        "cw_at_52_kw_cm2_120nm": sorted(
+            {f"{r['substrate']}/{r['cladding']}" for r in at_ref if r["cw_possible"]}
+        ),
+        "best_by_substrate_120nm_52": best,
+        "optimum_cladding": optima,
+    }
+    notes = {
+        "thermal_resistance": "steady film-maximum rise per incident pump, axisymmetric mesh, "
+        "constant conductivities (linear): K per kW/cm2",
+        "criterion": "a = R P_th0' / T0 with P_th0' the effective threshold; CW iff a <= 1/e",
+        "threshold_model": "P_th0' = P_th0 (Gamma_ref/Gamma)(1 + alpha/alpha_ref), TE0 mode",
+        "margin": "(1/e)/a; max_threshold_for_cw = P_th0 margin; max_heat_fraction = eta margin",
+        "criterion_thermal_only": "R P_th0 / T0 without the optical factor",
+        "no_guided_mode": "Si, diamond, SiC without a cladding (index above the film's): no laser",
+        "optimum_cladding": "argmin_t R(t) (Gamma_ref/Gamma)(1 + alpha(t)/alpha_ref) at 120 nm "
+        "film over the evaluated thicknesses (grid, then refine_points between the grid "
+        "minimum's neighbours); independent of P_th0",
+    }
+    write_csv(out / "cw_map.csv", rows=rows, comm=comm)
+    write_csv(out / "cw_designs.csv", rows=design_rows, comm=comm)
+    write_csv(out / "cw_optimum.csv", rows=optima, comm=comm)
+    write_json(
+        out / "cw_feasibility.json",
+        {
+            "summary": summary,
+            "notes": notes,
+            **provenance(
+                comm,
+                inputs={
+                    "base_config": BASE_CONFIG,
+                    "grid": {k: list(v) if isinstance(v, tuple) else v for k, v in grid.items()},
+                    "claddings": CLADDINGS,
+                    "thresholds_kw_cm2": THRESHOLDS_KW_CM2,
+                },
+                started=t0,
+                quick=quick,
+            ),
+        },
+        comm=comm,
+    )
+    plot(out, comm)
+    if comm.rank == 0:
+        logger.info("cw_feasibility: CW at 52 kW/cm2, 120 nm: %s", summary["cw_at_52_kw_cm2_120nm"])
+    return summary
+
+
+def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Draw cw_feasibility.png/pdf from the CSV files."""
+    if comm.rank != 0:
+        return
+    matplotlib_backend()
+    import matplotlib.pyplot as plt
+
+    d = np.genfromtxt(
+        out / "cw_designs.csv", delimiter=",", names=True, dtype=None, encoding="utf-8"
+    )
+    m = np.genfromtxt(out / "cw_map.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    ax = axes[0]
+    bare = d[(d["cladding"] == "none") & (d["film_nm"] == REFERENCE_FILM_NM)]
+    x = np.arange(len(bare))
+    ax.bar(x, np.where(bare["guided"], bare["criterion"], np.nan), color="C0", label="with optics")
+    ax.plot(x, bare["criterion_thermal_only"], "k_", ms=20, label="thermal only")
+    ax.axhline(1 / math.e, color="r", ls="--", label="1/e")
+    ax.set_xticks(x, bare["substrate"], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("a = R P$_{th0}$/T$_0$ (52 kW/cm$^2$, 120 nm)")
+    ax.set_title("bare substrates (no bar: no guided mode)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax = axes[1]
+    clad = d[(d["cladding"] != "none") & (d["film_nm"] == REFERENCE_FILM_NM)]
+    for i, (s, c) in enumerate(
+        dict.fromkeys(zip(clad["substrate"], clad["cladding"], strict=True))
+    ):
+        rows = clad[(clad["substrate"] == s) & (clad["cladding"] == c)]
+        order = np.argsort(rows["cladding_nm"])
+        ax.semilogx(
+            rows["cladding_nm"][order],
+            rows["criterion"][order],
+            "o-",
+            ms=3,
+            color=f"C{i}",
+            label=f"{s} / {c}",
+        )
+        ax.semilogx(
+            rows["cladding_nm"][order], rows["criterion_thermal_only"][order], ":", color=f"C{i}"
+        )
+    ax.axhline(1 / math.e, color="r", ls="--")
+    ax.set_yscale("log")
+    ax.set_xlabel("cladding thickness (nm)")
+    ax.set_ylabel("a (solid: with mode loss, dotted: thermal)")
+    ax.set_title("cladding: thermal resistance vs optical loss", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    ref = d[(d["film_nm"] == REFERENCE_FILM_NM) & d["guided"]]
+    for i, s in enumerate(dict.fromkeys(ref["substrate"])):
+        cand = ref[ref["substrate"] == s]
+        b = cand[int(np.argmax(cand["margin"]))]
+        rows = m[
+            (m["substrate"] == s)
+            & (m["cladding"] == b["cladding"])
+            & (m["cladding_nm"] == b["cladding_nm"])
+            & (m["film_nm"] == REFERENCE_FILM_NM)
+        ]
+        label = s if b["cladding"] == "none" else f"{s} / {b['cladding_nm']:.0f} nm {b['cladding']}"
+        ax.plot(rows["threshold_kw_cm2"], rows["cw_high_kw_cm2"], "-", color=f"C{i}", label=label)
+        ax.plot(rows["threshold_kw_cm2"], rows["cw_low_kw_cm2"], "--", color=f"C{i}")
+    ax.set_xlabel("nominal threshold P$_{th0}$ (kW/cm$^2$)")
+    ax.set_ylabel("CW pump window (kW/cm$^2$)")
+    ax.set_yscale("log")
+    ax.set_title("CW window of the best design, 120 nm film (-- low, - high)", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    save_figure(fig, out / "cw_feasibility", comm)

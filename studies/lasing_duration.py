@@ -1,0 +1,325 @@
+"""Lasing duration under a square pump pulse: vs pump intensity for both CQD films on MgF2, and vs
+substrate at 88 kW/cm2.
+
+The film lases while the pump P exceeds the threshold at its hottest point,
+P >= P_th(T_max(t)) with P_th(T) = P_th0 exp((T - 295 K)/T0), T0 = 72 K (``[laser]`` of the
+configs: P_th0 = 52 kW/cm2 for the inorganic film, 83 for the organic one). With constant
+conductivities the heat problem is linear, so the film's maximum temperature rise is
+T_max(t) - T_sink = P h(t): one transient per (film, substrate) gives h(t) (K per W/m2), and the
+duration at every pump intensity follows from it exactly. The steady state gives the thermal
+resistance R = h(infinity); a pump inside the CW window of R (``physics.laser.cw_exponential``)
+never stops lasing.
+
+The pulse is longer than the paper's (``SPAN_US``, 20 us, against 1.0-2.5 us): a square pulse from
+t = 0 gives the same history over its first 2.5 us whatever its length, so the duration within the
+paper's 2.5 us pulse is min(duration, 2.5 us), reported too.
+
+Heat: ``pump.heat_fraction`` (the fraction of the incident pump that becomes heat in the film) is
+the fitted value of ``studies.calibration.calibrated_heat_fraction`` when that module exists, else
+:data:`DEFAULT_HEAT_FRACTION`; the same fraction for both films (the paper compares them at equal
+optical density). Si and Al carry the low-index claddings of their example configs
+(1000 nm SiO2 and 500 nm MgF2); diamond and SiC are taken bare (thermally; their index exceeds the
+film's, see the ``cw_feasibility`` study for the optics).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+
+from geometry.device import Device
+from physics.heat import HeatProblem
+from physics.laser import (
+    KW_CM2,
+    ThresholdModel,
+    cw_exponential,
+    lasing_duration,
+    threshold_model,
+)
+from physics.materials import region_materials
+from studies.common import matplotlib_backend, paper_device, save_figure
+from studies.output import logger, provenance, write_csv, write_json
+from studies.sweep import sweep
+from studies.thermal import heat_mesh
+
+DEFAULT_HEAT_FRACTION = 0.10
+"""Fraction of the incident pump that becomes heat in the film when no calibration is available
+(about what the paper's "~60 C after 2 us" gives under reading B; physics.md 1.4, 5)."""
+
+FILMS = {"inorganic": "paper_inorganic_mgf2", "organic": "paper_organic_mgf2"}
+"""Film name -> example config (film, DFB, cap, MgF2 substrate, threshold)."""
+
+SUBSTRATES: dict[str, tuple[str, ...]] = {
+    "glass": (),
+    "mgf2": (),
+    "sapphire": (),
+    "si": ("cladding.material=sio2", "cladding.thickness_nm=1000"),
+    "al": ("cladding.material=mgf2", "cladding.thickness_nm=500"),
+    "diamond": (),
+    "sic": (),
+}
+"""Substrate -> the overrides that go with it (a cladding for the absorbing ones)."""
+
+REFERENCE_INTENSITY_KW_CM2 = 88.0
+PAPER_PULSE_US = 2.5
+SPAN_US = 20.0
+PAPER_DURATION_US = 1.8  # inorganic film on MgF2 at 88 kW/cm2 (physics.md 1.3)
+
+
+def study_heat_fraction(quick: bool, comm: MPI.Comm = MPI.COMM_WORLD) -> tuple[float, str]:
+    """The heat fraction the laser studies use, and where it comes from.
+
+    Prefers ``studies.calibration.calibrated_heat_fraction(quick, comm)``; falls back to
+    :data:`DEFAULT_HEAT_FRACTION` while that module does not exist.
+    """
+    try:
+        from studies.calibration import calibrated_heat_fraction  # type: ignore[import-not-found]
+    except ImportError:
+        return DEFAULT_HEAT_FRACTION, "default (studies.calibration not available)"
+    return float(calibrated_heat_fraction(quick, comm)), "studies.calibration"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One transient: a film on a substrate."""
+
+    film: str
+    substrate: str
+
+
+def case_device(case: Case, heat_fraction: float, *, quick: bool) -> Device:
+    """The device of a case, pumped at 88 kW/cm2 over ``SPAN_US`` (linear: intensity scales)."""
+    span_ns = SPAN_US * 1e3
+    overrides = [
+        f"substrate.material={case.substrate}",
+        *SUBSTRATES[case.substrate],
+        f"pump.heat_fraction={heat_fraction}",
+        f"pump.intensity_kw_cm2={REFERENCE_INTENSITY_KW_CM2}",
+        f"pump.pulse_ns={span_ns}",
+        f"heat.end_time_us={SPAN_US}",
+        "heat.mesh=axisymmetric",
+        f"heat.step_growth={1.15 if quick else 1.05}",
+        f"mesh.scale={2.0 if quick else 1.0}",
+    ]
+    return paper_device(FILMS[case.film], overrides)
+
+
+def response(case: Case, comm: MPI.Comm, heat_fraction: float, quick: bool) -> dict[str, Any]:
+    """The film's maximum temperature rise per unit pump h(t) and the thermal resistance R.
+
+    Returns:
+        ``times_s``, ``rise_per_intensity`` (K m^2/W, per time), ``thermal_resistance`` (K m^2/W),
+        ``threshold`` (P_th0, W/m^2), ``t0`` (K), ``sink`` (K), ``dofs``.
+    """
+    device = case_device(case, heat_fraction, quick=quick)
+    if device.heat.nonlinear:
+        raise ValueError(
+            "lasing_duration scales one transient with the pump: needs a linear device"
+        )
+    materials = region_materials(device)
+    problem = HeatProblem.from_device(device, heat_mesh(device, comm), materials)
+    intensity = device.pump.intensity
+    sink = device.heat.sink_temperature_k
+    history = problem.run(device.pump.pulse)
+    problem.steady()
+    model = threshold_model(device)
+    return {
+        "times_s": history.times,
+        "rise_per_intensity": (history.film_max_temperature - sink) / intensity,
+        "thermal_resistance": (problem.film_max_temperature() - sink) / intensity,
+        "threshold": model.threshold,
+        "t0": model.t0,
+        "sink": sink,
+        "dofs": int(problem.V.dofmap.index_map.size_global),
+    }
+
+
+def duration_row(case: Case, resp: dict[str, Any], intensity_kw_cm2: float) -> dict[str, Any]:
+    """Lasing of one case at one pump intensity (kW/cm2), from its linear response."""
+    model = ThresholdModel(threshold=resp["threshold"], t0=resp["t0"])
+    p = intensity_kw_cm2 * KW_CM2
+    temperature = resp["sink"] + p * np.asarray(resp["rise_per_intensity"])
+    span = SPAN_US * 1e-6
+    duration = lasing_duration(resp["times_s"], temperature, p, model, pulse=span)
+    cw = cw_exponential(resp["thermal_resistance"], model, resp["sink"])
+    lo, hi = cw.pump_range if cw.pump_range is not None else (math.inf, -math.inf)
+    nan = math.nan
+    return {
+        "film": case.film,
+        "substrate": case.substrate,
+        "intensity_kw_cm2": intensity_kw_cm2,
+        "threshold_kw_cm2": resp["threshold"] / KW_CM2,
+        "lasing_duration_us": nan if duration is None else duration * 1e6,
+        "lases_throughout_span": duration is not None and duration >= span,
+        "lasing_in_paper_pulse_us": nan
+        if duration is None
+        else min(duration * 1e6, PAPER_PULSE_US),
+        "lases_cw": bool(lo <= p <= hi),
+        "steady_film_max_temperature_k": resp["sink"] + p * resp["thermal_resistance"],
+        "thermal_resistance_k_cm2_per_kw": resp["thermal_resistance"] * KW_CM2,
+    }
+
+
+def run(
+    out: Path,
+    *,
+    quick: bool = False,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    heat_fraction: float | None = None,
+) -> dict[str, Any]:
+    """Compute and write lasing_duration_*.csv, lasing_duration.json and the figure.
+
+    Args:
+        out: Output folder.
+        quick: Coarser meshes and time steps.
+        comm: Communicator; the cases run in parallel over its ranks.
+        heat_fraction: Override the heat fraction (default: :func:`study_heat_fraction`).
+    """
+    t0 = time.perf_counter()
+    if heat_fraction is None:
+        heat_fraction, origin = study_heat_fraction(quick, comm)
+    else:
+        origin = "given"
+    intensities = [float(v) for v in np.arange(55.0, 200.0 + 1e-9, 5.0)]
+    if REFERENCE_INTENSITY_KW_CM2 not in intensities:
+        intensities = sorted([*intensities, REFERENCE_INTENSITY_KW_CM2])
+    cases = [Case(film, "mgf2") for film in FILMS]
+    cases += [Case(film, s) for film in FILMS for s in SUBSTRATES if s != "mgf2"]
+    responses = sweep(
+        cases,
+        lambda c, sub: response(c, sub, heat_fraction, quick),
+        comm,
+        desc="lasing_duration",
+    )
+    by_case = dict(zip(cases, responses, strict=True))
+    vs_intensity = [
+        duration_row(Case(film, "mgf2"), by_case[Case(film, "mgf2")], p)
+        for film in FILMS
+        for p in intensities
+    ]
+    vs_substrate = [
+        duration_row(c, by_case[c], REFERENCE_INTENSITY_KW_CM2)
+        for film in FILMS
+        for c in cases
+        if c.film == film
+    ]
+    histories = [
+        {"film": c.film, "substrate": c.substrate, "time_s": t, "rise_k_per_kw_cm2": h * KW_CM2}
+        for c in cases
+        for t, h in zip(by_case[c]["times_s"], by_case[c]["rise_per_intensity"], strict=True)
+    ]
+    paper_row = next(
+        r
+        for r in vs_intensity
+        if r["film"] == "inorganic" and r["intensity_kw_cm2"] == REFERENCE_INTENSITY_KW_CM2
+    )
+    summary = {
+        "heat_fraction": heat_fraction,
+        "heat_fraction_origin": origin,
+        "span_us": SPAN_US,
+        "paper_pulse_us": PAPER_PULSE_US,
+        "inorganic_mgf2_88_duration_us": paper_row["lasing_duration_us"],
+        "paper_inorganic_mgf2_88_duration_us": PAPER_DURATION_US,
+        "by_substrate_88": {
+            f"{r['film']}/{r['substrate']}": {
+                "lasing_duration_us": r["lasing_duration_us"],
+                "lases_cw": r["lases_cw"],
+                "thermal_resistance_k_cm2_per_kw": r["thermal_resistance_k_cm2_per_kw"],
+            }
+            for r in vs_substrate
+        },
+    }
+    notes = {
+        "threshold_model": "P_th(T) = P_th0 exp((T - 295 K)/T0), T0 = 72 K, at the film maximum",
+        "linearity": "constant conductivities: T_max(t) - T_sink = P h(t); one transient per case",
+        "pulse": f"square pulse of {SPAN_US} us from t = 0; lasing_in_paper_pulse_us = "
+        f"min(duration, {PAPER_PULSE_US} us)",
+        "lasing_duration_us": "NaN below threshold at t = 0; the span if it lases throughout",
+        "lases_cw": "the steady state at this pump is above threshold: it never stops",
+        "substrates": {s: list(o) for s, o in SUBSTRATES.items()},
+        "films": FILMS,
+    }
+    write_csv(out / "lasing_duration_vs_intensity.csv", rows=vs_intensity, comm=comm)
+    write_csv(out / "lasing_duration_vs_substrate.csv", rows=vs_substrate, comm=comm)
+    write_csv(out / "lasing_duration_histories.csv", rows=histories, comm=comm)
+    write_json(
+        out / "lasing_duration.json",
+        {
+            "summary": summary,
+            "notes": notes,
+            **provenance(
+                comm,
+                inputs={"intensities_kw_cm2": intensities, "cases": [c.__dict__ for c in cases]},
+                started=t0,
+                quick=quick,
+                dofs={f"{c.film}/{c.substrate}": by_case[c]["dofs"] for c in cases},
+            ),
+        },
+        comm=comm,
+    )
+    plot(out, comm)
+    if comm.rank == 0:
+        logger.info(
+            "lasing_duration: inorganic on MgF2 at 88 kW/cm2 lases %.3g us (paper 1.8 us)",
+            summary["inorganic_mgf2_88_duration_us"],
+        )
+    return summary
+
+
+def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Draw lasing_duration.png/pdf from the CSV files."""
+    if comm.rank != 0:
+        return
+    matplotlib_backend()
+    import matplotlib.pyplot as plt
+
+    def read(name: str) -> np.ndarray:
+        return np.genfromtxt(out / name, delimiter=",", names=True, dtype=None, encoding="utf-8")
+
+    vs_p = read("lasing_duration_vs_intensity.csv")
+    vs_s = read("lasing_duration_vs_substrate.csv")
+    fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.8))
+    colours = {"inorganic": "b", "organic": "r"}
+    for film, colour in colours.items():
+        rows = vs_p[vs_p["film"] == film]
+        ax0.semilogy(
+            rows["intensity_kw_cm2"],
+            rows["lasing_duration_us"],
+            colour + "o-",
+            ms=3,
+            label=f"{film} film on MgF2",
+        )
+    ax0.plot(
+        [REFERENCE_INTENSITY_KW_CM2],
+        [PAPER_DURATION_US],
+        "k*",
+        ms=10,
+        label="paper: 1.8 us at 88 kW/cm2",
+    )
+    ax0.axhline(PAPER_PULSE_US, color="gray", ls=":", lw=0.8)
+    ax0.set_xlabel("pump intensity (kW/cm$^2$)")
+    ax0.set_ylabel("lasing duration (us)")
+    ax0.legend(fontsize=8)
+    substrates = list(dict.fromkeys(vs_s["substrate"].tolist()))
+    x = np.arange(len(substrates))
+    for i, (film, colour) in enumerate(colours.items()):
+        rows = vs_s[vs_s["film"] == film]
+        values = [float(rows[rows["substrate"] == s]["lasing_duration_us"][0]) for s in substrates]
+        ax1.bar(x + (i - 0.5) * 0.4, np.nan_to_num(values), 0.4, color=colour, label=film)
+        for j, s in enumerate(substrates):
+            if bool(rows[rows["substrate"] == s]["lases_cw"][0]):
+                ax1.text(j + (i - 0.5) * 0.4, values[j], "CW", ha="center", va="bottom", fontsize=7)
+    ax1.set_yscale("log")
+    ax1.set_xticks(x, substrates, fontsize=8)
+    ax1.axhline(SPAN_US, color="gray", ls=":", lw=0.8)
+    ax1.set_ylabel(f"lasing duration at {REFERENCE_INTENSITY_KW_CM2:g} kW/cm$^2$ (us)")
+    ax1.set_title(f"capped at the {SPAN_US:g} us pulse", fontsize=9)
+    ax1.legend(fontsize=8)
+    save_figure(fig, out / "lasing_duration", comm)
