@@ -1,4 +1,5 @@
-"""The studies ``cqdlaser run`` knows, by name: each is ``run(out, *, quick, comm) -> dict``."""
+"""The studies ``cqdlaser run`` knows, by name: each is ``f(out, *, quick, comm) -> dict``, the
+``run`` of a module or a named function of it (``"module:function"``)."""
 
 from __future__ import annotations
 
@@ -15,23 +16,43 @@ STUDIES: dict[str, str] = {
     "meshes": "studies.meshes",
     "fig1c": "studies.fig1c",
     "bragg": "studies.bragg",
+    "calibration": "studies.calibration",
+    "fig4b": "studies.fig4:fig4b",
+    "fig4c": "studies.fig4:fig4c",
+    "fig4d": "studies.fig4:fig4d",
+    "sensitivity": "studies.sensitivity",
+    "diffusion_time": "studies.diffusion_time",
     "lasing_duration": "studies.lasing_duration",
     "cw_feasibility": "studies.cw_feasibility",
 }
 """Study name -> module holding its ``run``."""
 
-PAPER: tuple[str, ...] = ("fig1c", "bragg", "lasing_duration", "cw_feasibility")
-"""What ``cqdlaser run paper`` runs, in order."""
+PAPER: tuple[str, ...] = (
+    "calibration",
+    "fig1c",
+    "bragg",
+    "fig4b",
+    "fig4c",
+    "fig4d",
+    "sensitivity",
+    "diffusion_time",
+    "lasing_duration",
+    "cw_feasibility",
+)
+"""What ``cqdlaser run paper`` runs, in order (the calibration first: the others read it)."""
 
 
 def study(name: str) -> Study:
-    """The ``run`` function of a study."""
-    return import_module(STUDIES[name]).run
+    """The function that runs a study."""
+    module, _, function = STUDIES[name].partition(":")
+    return getattr(import_module(module), function or "run")
 
 
 def describe(name: str) -> str:
-    """The first line of a study module's docstring."""
-    doc = import_module(STUDIES[name]).__doc__ or ""
+    """The first paragraph of a study's docstring (its function's, else its module's)."""
+    module, _, function = STUDIES[name].partition(":")
+    owner = getattr(import_module(module), function) if function else import_module(module)
+    doc = owner.__doc__ or ""
     return " ".join(doc.strip().split("\n\n")[0].split())
 
 
