@@ -60,3 +60,26 @@ def test_bragg_quick(shared_tmp: Path) -> None:
     )
     assert 20.0 < tm_film["value_for_643nm"] < 60.0
     assert (out / "bragg.png").is_file() and (out / "bragg_sensitivity.csv").is_file()
+
+
+def test_report_table_and_unexplained_differences(shared_tmp: Path) -> None:
+    from mpi4py import MPI
+
+    from studies.output import write_json
+    from studies.report import row, write_report
+
+    good = [row("a time", 70.0, 71.0, "ns"), row("a statement", "qualitative", "yes", "")]
+    write_json(shared_tmp / "one" / "one.json", {"validation": good})
+    MPI.COMM_WORLD.barrier()
+    report = write_report(shared_tmp, shared_tmp / "validation.md", quick=True)
+    if MPI.COMM_WORLD.rank == 0:
+        text = report.read_text()
+        assert "| a time | 70 | 71 | ns | +1 % | one |" in text
+        assert "| a statement | qualitative | yes |  | - | one |" in text
+        write_json(
+            shared_tmp / "two" / "two.json",
+            {"validation": [row("far off", 1.0, 1.5, "s")]},
+            comm=MPI.COMM_SELF,
+        )
+        with pytest.raises(RuntimeError, match="far off"):
+            write_report(shared_tmp, shared_tmp / "v2.md", quick=True, comm=MPI.COMM_SELF)
