@@ -24,6 +24,7 @@ STUDIES: dict[str, str] = {
     "diffusion_time": "studies.diffusion_time",
     "lasing_duration": "studies.lasing_duration",
     "cw_feasibility": "studies.cw_feasibility",
+    "homogenisation": "studies.homogenisation",
 }
 """Study name -> module holding its ``run``."""
 

@@ -1,0 +1,191 @@
+"""Heat solver benchmark: DOFs, steps, Krylov iterations per step, wall time and peak memory.
+
+Cases (the paper device, ``studies/configs/paper_inorganic_mgf2.toml``, with ``--set`` overrides):
+
+- ``axisymmetric``: the r-z device from 1 ns to ``--end-us`` (default 100 us);
+- ``device``: the 3D homogenised quarter device (mesh.scale 1: ~260k DOFs) over the same span;
+- ``resolved``: the resolved-pillar device (patch ``--resolved-pillars-um``) for ``--short-us``;
+- ``refine-axisymmetric`` / ``refine-device``: time per DOF-step on mesh.scale s, s/2, s/4
+  (``--refine-scale``, over ``--refine-us``).
+
+Each case runs in a fresh ``mpirun -n N`` process per rank count (``--ranks 1,2``), so that peak
+memory is its own (``ru_maxrss``: the largest rank's and the sum over ranks). Setup is the mesh and
+the assembly; "solve" is the time stepping only. Timings are printed, never asserted.
+
+    .venv/bin/python benchmarks/bench_heat.py
+    .venv/bin/python benchmarks/bench_heat.py --cases device --ranks 2 --set mesh.scale=0.8
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PAPER_CONFIG = ROOT / "studies" / "configs" / "paper_inorganic_mgf2.toml"
+CASES = ("axisymmetric", "device", "resolved", "refine-axisymmetric", "refine-device")
+MPIRUN = Path(sys.executable).parent / "mpirun"
+
+
+def run_one(case: str, overrides: list[str], end_us: float, resolved: bool) -> dict[str, Any]:
+    """One heat run in this (MPI) process: the row of the table (rank 0's view, reduced)."""
+    from mpi4py import MPI
+
+    import geometry  # noqa: F401  (orders the DOLFINx imports)
+    from geometry.axisymmetric import build_axisymmetric
+    from geometry.config import load_device
+    from geometry.device_mesh import build_device
+    from physics.heat import HeatProblem
+    from physics.materials import region_materials
+
+    comm = MPI.COMM_WORLD
+    kind = "axisymmetric" if case == "axisymmetric" else "device"
+    device = load_device(
+        PAPER_CONFIG, [f"heat.end_time_us={end_us}", f"heat.mesh={kind}", *overrides]
+    )
+    comm.barrier()
+    start = time.perf_counter()
+    if kind == "axisymmetric":
+        mesh_data = build_axisymmetric(device, comm)
+    else:
+        mesh_data = build_device(device, comm, resolved=resolved)
+    mesh_s = time.perf_counter() - start
+    problem = HeatProblem.from_device(device, mesh_data, region_materials(device))
+    comm.barrier()
+    setup_s = time.perf_counter() - start
+    iterations: list[int] = []
+    ksp = getattr(problem, "_ksp", None)  # the linear solver of the HeatProblem
+
+    def count(p: HeatProblem) -> None:
+        if ksp is not None:
+            iterations.append(ksp.getIterationNumber())
+
+    t0 = time.perf_counter()
+    history = problem.run(device.heat.end_time, callback=count)
+    comm.barrier()
+    solve_s = time.perf_counter() - t0
+    steps = len(history.times) - 1
+    dofs = int(problem.V.dofmap.index_map.size_global)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    solver = "mumps" if problem._options.get("pc_factor_mat_solver_type") == "mumps" else "cg+gamg"
+    return {
+        "case": case,
+        "ranks": comm.size,
+        "dofs": dofs,
+        "steps": steps,
+        "solver": solver,
+        "its_per_step": sum(iterations) / max(len(iterations), 1),
+        "its_max": max(iterations, default=0),
+        "mesh_s": comm.allreduce(mesh_s, op=MPI.MAX),
+        "setup_s": comm.allreduce(setup_s, op=MPI.MAX),
+        "solve_s": comm.allreduce(solve_s, op=MPI.MAX),
+        "us_per_dof_step": 1e6 * solve_s / (dofs * steps),
+        "peak_mib_max": comm.allreduce(peak, op=MPI.MAX),
+        "peak_mib_sum": comm.allreduce(peak, op=MPI.SUM),
+        "end_film_max_k": float(history.film_max_temperature[-1]),
+        "overrides": overrides,
+    }
+
+
+def _jobs(args: argparse.Namespace) -> list[tuple[str, list[str], float, bool]]:
+    """(case, overrides, end time in us, resolved) of every run asked for."""
+    base = list(args.set)
+    jobs: list[tuple[str, list[str], float, bool]] = []
+    for case in args.cases.split(","):
+        if case == "axisymmetric":
+            jobs.append((case, base, args.end_us, False))
+        elif case == "device":
+            jobs.append((case, ["mesh.scale=1", *base], args.end_us, False))
+        elif case == "resolved":
+            extra = [f"mesh.resolved_pillars_um={args.resolved_pillars_um}", "mesh.scale=2"]
+            jobs.append((case, [*extra, *base], args.short_us, True))
+        elif case.startswith("refine-"):
+            name = case.removeprefix("refine-")
+            for level in range(3):
+                scale = args.refine_scale[name] / 2**level
+                jobs.append((name, [f"mesh.scale={scale:g}", *base], args.refine_us, False))
+        else:
+            raise SystemExit(f"unknown case {case!r}: one of {', '.join(CASES)}")
+    return jobs
+
+
+HEADER = (
+    f"{'case':<13}{'ranks':>6}{'dofs':>10}{'steps':>7}{'solver':>9}{'its/step':>9}{'its max':>8}"
+    f"{'mesh s':>8}{'setup s':>9}{'solve s':>9}{'us/dof-step':>12}{'peak MiB':>10}{'sum MiB':>9}"
+    f"{'T_end K':>9}  overrides"
+)
+
+
+def _row(r: dict[str, Any]) -> str:
+    return (
+        f"{r['case']:<13}{r['ranks']:>6}{r['dofs']:>10}{r['steps']:>7}{r['solver']:>9}"
+        f"{r['its_per_step']:>9.1f}{r['its_max']:>8}{r['mesh_s']:>8.2f}{r['setup_s']:>9.2f}"
+        f"{r['solve_s']:>9.2f}{r['us_per_dof_step']:>12.3f}{r['peak_mib_max']:>10.0f}"
+        f"{r['peak_mib_sum']:>9.0f}{r['end_film_max_k']:>9.2f}  {' '.join(r['overrides'])}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    parser.add_argument("--cases", default=",".join(CASES), help="comma-separated cases")
+    parser.add_argument("--ranks", default="1,2", help="comma-separated MPI sizes")
+    parser.add_argument("--end-us", type=float, default=100.0, help="span of the long runs (us)")
+    parser.add_argument("--short-us", type=float, default=0.1, help="span of the resolved run")
+    parser.add_argument("--refine-us", type=float, default=1.0, help="span of refinement runs")
+    parser.add_argument(
+        "--resolved-pillars-um", type=float, default=3.0, help="half-width of the resolved patch"
+    )
+    parser.add_argument("--set", action="append", default=[], help="section.key=value override")
+    parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per run")
+    parser.add_argument("--json", help="also write all rows to this JSON file")
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    args, _ = parser.parse_known_args(argv)  # PETSc options (-heat_ksp_...) pass through
+    args.refine_scale = {"axisymmetric": 1.0, "device": 2.0}
+
+    if args.one:
+        case, overrides, end_us, resolved = json.loads(args.one)
+        row = run_one(case, overrides, end_us, resolved)
+        from mpi4py import MPI
+
+        if MPI.COMM_WORLD.rank == 0:
+            print("ROW " + json.dumps(row), flush=True)
+        return 0
+
+    print(HEADER, flush=True)
+    rows = []
+    for ranks in (int(r) for r in args.ranks.split(",")):
+        for job in _jobs(args):
+            cmd = [str(MPIRUN), "-n", str(ranks), sys.executable, __file__]
+            cmd += ["--one", json.dumps(job)]
+            env = {**os.environ, "OMP_NUM_THREADS": "1"}
+            try:
+                done = subprocess.run(
+                    cmd, capture_output=True, text=True, timeout=args.timeout, cwd=ROOT, env=env
+                )
+            except subprocess.TimeoutExpired:
+                print(f"{job[0]:<13}{ranks:>6}  (over {args.timeout:g} s)", flush=True)
+                continue
+            found = [ln for ln in done.stdout.splitlines() if ln.startswith("ROW ")]
+            if done.returncode != 0 or not found:
+                last = (done.stderr.strip().splitlines() or ["?"])[-1]
+                print(f"{job[0]:<13}{ranks:>6}  failed: {last[:100]}", flush=True)
+                continue
+            row = json.loads(found[-1][4:])
+            rows.append(row)
+            print(_row(row), flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
