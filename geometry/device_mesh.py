@@ -3,33 +3,49 @@
 x, y in [0, L] (L = ``device.lateral_extent``; the planes x = 0 and y = 0 are symmetry planes) and
 z from the substrate bottom (the heat sink) to the top of the stack, z = 0 at the substrate top.
 
-The mesh is extruded: a lateral mesh of the plane z = z_bottom is swept up through every layer
-with the z node positions of :func:`~geometry.axisymmetric.vertical_layers`, so that the thin layers
-get their ``mesh.film_elements`` elements without the tiny isotropic elements a free 3D mesh would
-need. Laterally there are node lines at the spot edges (x = spot_x / 2, y = spot_y / 2), with fine
+The mesh is extruded: a lateral mesh of the plane is swept up through every layer with the z node
+positions of :func:`~geometry.axisymmetric.vertical_layers`, so that the thin layers get their
+``mesh.film_elements`` elements without the tiny isotropic elements a free 3D mesh would need.
+Laterally there are node lines at the spot edges (x = spot_x / 2, y = spot_y / 2), with fine
 elements there, graded towards the centre and outwards
 (:func:`~geometry.axisymmetric.lateral_segments`).
 
 - Homogenised grating (``resolved=False``): the lateral mesh is a structured grid of
   quadrilaterals and the volume mesh is made of hexahedra; the grating layer is one region.
 - Resolved pillars (``resolved=True``): a rectangular patch [0, P_x] x [0, P_y] of the lateral plane
-  holds the disks of the pillars of the square lattice centred at ((i + 1/2) p, (j + 1/2) p), meshed
-  with triangles; outside it the grid is structured triangles; the volume mesh is made of
-  tetrahedra (each extruded prism split in three). In the grating layer the disks become the
-  ``pillars``, the rest of the patch the ``grating_fill`` (film material) and the rest of the layer
-  stays the homogenised ``grating``. The patch half-widths are ``mesh.resolved_pillars_um`` (both)
-  or, by default, the spot half-widths plus :data:`PATCH_MARGIN_PERIODS` periods, rounded up to
-  whole periods so that the patch edge passes between pillars.
+  holds the pillars of the square lattice centred at ((i + 1/2) p, (j + 1/2) p); the volume mesh
+  is made of tetrahedra. In the grating layer the pillars become the ``pillars``, the rest of the
+  patch the ``grating_fill`` (film material) and the rest of the layer stays the homogenised
+  ``grating``. The patch half-widths are ``mesh.resolved_pillars_um`` (both) or, by default, the
+  spot half-widths plus :data:`PATCH_MARGIN_PERIODS` periods, rounded up to whole periods so that
+  the patch edge passes between pillars.
 
-Extruding the lateral mesh of the disks scales to thousands of pillars (the time is that of one 2D
-mesh plus the sweep), where fragmenting thousands of OCC cylinders does not. The price is that the
-fine lateral mesh of the patch runs through the whole column, substrate included.
+The resolved mesh is fine only where the pillars are. Every lattice cell of the patch is a copy of
+one block, meshed once, in three parts:
+
+- the grating and film: the fine lateral mesh of the cell (its pillar's rim in
+  :func:`pillar_segments` segments, sizes growing by :data:`FILL_SIZE_SLOPE` times the distance
+  from the rim up to ``p / n`` on the cell edges, ``n`` = :func:`edge_segments`) swept through the
+  z nodes of the two layers (prisms split in three tetrahedra);
+- under it (in the substrate or cladding) and over it (in the cap), transition blocks at least
+  :data:`TRANSITION_PERIODS` periods thick, free tetrahedra (Gmsh) between the fine cell mesh and
+  the coarse one: two triangles per cell (a fan to ``n`` segments on the cell edges that face the
+  outside of the patch);
+- below and above the transition blocks, the coarse cell mesh is swept with the rest of the plane.
+
+Outside the patch the lateral mesh is a structured grid of triangles, ``n`` segments per period
+along the patch edges, swept through every layer. The vertical faces of the blocks are structured
+like those of the sweep (quadrilaterals cut from the lower bottom corner to the higher top corner,
+with fans where the coarse and fine edges meet), so neighbouring blocks and the sweep conform.
+Nothing here grows with the number of pillars but numpy arrays: the cost per pillar is that of
+one block plus two coarse triangles through the rest of the column.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from itertools import pairwise
 
 from mpi4py import MPI
 
@@ -52,6 +68,12 @@ from geometry.stack import film_element_size
 
 PATCH_MARGIN_PERIODS = 3
 """Default margin of resolved pillars around the spot, in lattice periods."""
+FILL_SIZE_SLOPE = 0.7
+"""Growth of the lateral element size with the distance from a pillar's rim (m per m)."""
+TRANSITION_PERIODS = 0.5
+"""Least thickness of the transition blocks under and over the grating and film, in periods."""
+_REGIONS = ("substrate", "cladding", "grating", "grating_fill", "pillars", "film", "cap")
+_BOUNDARIES = ("top", "bottom", "side", "symmetry_x", "symmetry_y", "interface")
 
 
 def patch_pillars(device: Device) -> tuple[int, int]:
@@ -81,10 +103,16 @@ def pillar_segments(device: Device) -> int:
     return 4 * m
 
 
+def edge_segments(device: Device) -> int:
+    """Segments per lattice period on the cell edges of the resolved patch: ``ceil(3 / scale)``."""
+    return max(1, math.ceil(3.0 / device.mesh.scale - 1e-9))
+
+
 def _fill_size(device: Device) -> float:
-    """Element size on the edge of the resolved patch (m): a third of the period, times scale."""
+    """Element size on the cell edges of the resolved patch (m): the period over
+    :func:`edge_segments`."""
     assert device.grating is not None
-    return device.mesh.scale * device.grating.period / 3.0
+    return device.grating.period / edge_segments(device)
 
 
 def _axis_segments(
@@ -150,28 +178,22 @@ def build_device(
     levels = z_levels(tuple(layer for layer, _ in stack))
     z_bot, z_top = stack[0][0].z_bottom, stack[-1][0].z_top
     tol = 1e-3 * film_element_size(device) / device.mesh.scale
-    half_x, half_y = (0.5 * s for s in device.pump.spot)
-    patch_x = patch_y = None
-    if resolved:
-        assert device.grating is not None
-        nx, ny = patch_pillars(device)
-        patch_x, patch_y = nx * device.grating.period, ny * device.grating.period
-    recombine = not resolved
 
     with gmsh_model(comm, "device") as model:
-        if model is not None:
+        if model is not None and resolved:
+            _resolved_mesh(device, stack, levels)
+        elif model is not None:
             geo = model.geo
             point = geo.addPoint(0.0, 0.0, z_bot)
             lines = []
-            for length, fractions in _axis_segments(half_x, big_l, device, patch_x):
+            for length, fractions in lateral_segments(0.5 * device.pump.spot[0], big_l, device):
                 out = geo.extrude(
                     [(0, point)], length, 0.0, 0.0, [1] * len(fractions), list(fractions)
                 )
                 point, line = out[0][1], out[1][1]
                 lines.append(line)
-            base: list[tuple[int, str]] = []
-            corner: tuple[int, int, int, int, int] | None = None
-            for j, (length, fractions) in enumerate(_axis_segments(half_y, big_l, device, patch_y)):
+            current: list[int] = []
+            for length, fractions in lateral_segments(0.5 * device.pump.spot[1], big_l, device):
                 out = geo.extrude(
                     [(1, c) for c in lines],
                     0.0,
@@ -179,85 +201,33 @@ def build_device(
                     0.0,
                     [1] * len(fractions),
                     list(fractions),
-                    recombine=recombine,
+                    recombine=True,
                 )
                 parts = _lines_of_extrusion(out)
-                if j == 0:
-                    corner = (lines[0], *parts[0])
-                base += [(surface, "outer") for _, surface, _, _ in parts]
+                current += [surface for _, surface, _, _ in parts]
                 lines = [top for top, _, _, _ in parts]
-            if resolved:
-                assert corner is not None
-                base = base[1:] + _patch(device, corner, z_bot)
+            volumes: dict[str, list[int]] = {}
+            for layer, fractions in stack:
+                out = geo.extrude(
+                    [(2, s) for s in current],
+                    0.0,
+                    0.0,
+                    layer.thickness,
+                    [1] * len(fractions),
+                    list(fractions),
+                    recombine=True,
+                )
+                pairs = extrusion_parts(out, 3)
+                current = [top for top, _ in pairs]
+                volumes[layer.name] = [vol for _, vol in pairs]
             geo.synchronize()
-            if resolved:
-                _sweep_lateral_mesh(model, base, stack, big_l, levels, tol)
-            else:
-                volumes: dict[str, list[int]] = {}
-                current = [s for s, _ in base]
-                for layer, fractions in stack:
-                    out = geo.extrude(
-                        [(2, s) for s in current],
-                        0.0,
-                        0.0,
-                        layer.thickness,
-                        [1] * len(fractions),
-                        list(fractions),
-                        recombine=True,
-                    )
-                    pairs = extrusion_parts(out, 3)
-                    current = [top for top, _ in pairs]
-                    volumes[layer.name] = [vol for _, vol in pairs]
-                geo.synchronize()
-                for name, tags in volumes.items():
-                    model.addPhysicalGroup(3, tags, name=name)
-                faces = _classify_faces(model, big_l, z_bot, z_top, levels, tol)
-                for name, tags in faces.items():
-                    model.addPhysicalGroup(2, tags, name=name)
-                model.mesh.generate(3)
+            for name, tags in volumes.items():
+                model.addPhysicalGroup(3, tags, name=name)
+            faces = _classify_faces(model, big_l, z_bot, z_top, levels, tol)
+            for name, tags in faces.items():
+                model.addPhysicalGroup(2, tags, name=name)
+            model.mesh.generate(3)
         return to_mesh_data(model, comm, gdim=3, kind="device", z_levels=levels, msh_file=msh_file)
-
-
-def _patch(
-    device: Device, corner: tuple[int, int, int, int, int], z: float
-) -> list[tuple[int, str]]:
-    """Replace the corner cell of the lateral grid by the patch of pillar disks.
-
-    ``corner`` holds the corner cell's bottom line, top line, surface, and lines at x = 0 and
-    x = P_x. Returns the new base surfaces: the fill (the patch with holes) and the disks.
-    """
-    assert device.grating is not None
-    import gmsh
-
-    bottom, top, surface, *laterals = corner
-    g = gmsh.model.geo
-    g.synchronize()
-    left, right = sorted(
-        (abs(c) for c in laterals), key=lambda c: gmsh.model.getBoundingBox(1, c)[0]
-    )
-    g.remove([(2, surface)])
-    outer = g.addCurveLoop([abs(bottom), right, abs(top), left], reorient=True)
-    p, r = device.grating.period, device.grating.pillar_radius
-    m = pillar_segments(device) // 4
-    h_pillar = math.pi * r / 2.0 / m
-    nx, ny = patch_pillars(device)
-    loops, disks = [], []
-    for i in range(nx):
-        for j in range(ny):
-            cx, cy = (i + 0.5) * p, (j + 0.5) * p
-            centre = g.addPoint(cx, cy, z, h_pillar)
-            rim = [
-                g.addPoint(cx + r * math.cos(a), cy + r * math.sin(a), z, h_pillar)
-                for a in (0.0, 0.5 * math.pi, math.pi, 1.5 * math.pi)
-            ]
-            arcs = [g.addCircleArc(rim[k], centre, rim[(k + 1) % 4]) for k in range(4)]
-            for arc in arcs:
-                g.mesh.setTransfiniteCurve(arc, m + 1)
-            loop = g.addCurveLoop(arcs)
-            loops.append(loop)
-            disks.append(g.addPlaneSurface([loop]))
-    fill = g.addPlaneSurface([outer, *loops])
-    return [(fill, "grating_fill")] + [(d, "pillars") for d in disks]
 
 
 def _classify_faces(
@@ -287,104 +257,403 @@ def _classify_faces(
     return groups
 
 
-def _sweep_lateral_mesh(
-    model: object,
-    base: list[tuple[int, str]],
-    stack: list[tuple[Layer, np.ndarray]],
-    big_l: float,
-    levels: dict[str, float],
-    tol: float,
-) -> None:
-    """Mesh the lateral plane in 2D, then sweep it up into tetrahedra and replace the model by
-    the swept mesh (discrete entities, one per region and per boundary).
+class _Points:
+    """Points keyed by their coordinates rounded to ``tol`` (m): equal points get one index."""
 
-    Gmsh's own extrusion of thousands of surfaces takes a time quadratic in their number; this
-    sweep is linear. Each prism over a triangle with sorted vertices a < b < c is split into
-    (a, b, c, c'), (a, b, b', c'), (a, a', b', c'): every side quad is cut along the diagonal from
-    its lower-numbered bottom vertex, so the tetrahedra of neighbouring prisms are conforming.
+    def __init__(self, tol: float) -> None:
+        self.tol = tol
+        self.index: dict[tuple[int, ...], int] = {}
+        self.coords: list[tuple[float, ...]] = []
+
+    def add(self, *x: float) -> int:
+        key = tuple(round(c / self.tol) for c in x)
+        if key not in self.index:
+            self.index[key] = len(self.coords)
+            self.coords.append(x)
+        return self.index[key]
+
+    def array(self) -> np.ndarray:
+        return np.asarray(self.coords, dtype=np.float64)
+
+
+def _lexicographic(xy: np.ndarray, tol: float) -> np.ndarray:
+    """Order of points sorted by x, then y (both rounded to ``tol``)."""
+    keys = np.rint(xy / tol).astype(np.int64)
+    return np.lexsort((keys[:, 1], keys[:, 0]))
+
+
+def _split_prisms(tri: np.ndarray, nn: int) -> np.ndarray:
+    """Tetrahedra of the prisms over triangles ``tri`` (vertices in increasing order) between a
+    node layer and the one ``nn`` indices above.
+
+    The prism (a, b, c) is split into (a, b, c, c'), (a, b, b', c'), (a, a', b', c'): every side
+    quadrilateral is cut from its lower-numbered bottom vertex, so neighbouring prisms conform.
+    """
+    a, b, c = np.sort(tri, axis=1).T
+    split = [(a, b, c, c + nn), (a, b, b + nn, c + nn), (a, a + nn, b + nn, c + nn)]
+    return np.stack([np.column_stack(t) for t in split], axis=1).reshape(-1, 4)
+
+
+def _cell_mesh(device: Device) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The fine lateral mesh of one lattice cell [0, p]^2 around its pillar (Gmsh, 2D).
+
+    Returns:
+        Node coordinates (m, in x-then-y order), triangles and whether each is in the pillar.
     """
     import gmsh
 
-    gmsh.model.mesh.generate(2)
-    node_tags, coords, _ = gmsh.model.mesh.getNodes()
-    index = np.zeros(int(node_tags.max()) + 1, dtype=np.int64)
-    index[node_tags.astype(np.int64)] = np.arange(node_tags.size)
-    xy = coords.reshape(-1, 3)[:, :2]
-    tris, kinds = [], []
-    for surface, kind in base:
+    assert device.grating is not None
+    p, r = device.grating.period, device.grating.pillar_radius
+    m = pillar_segments(device) // 4
+    h_rim = math.pi * r / 2.0 / m
+    h_edge = _fill_size(device)
+    gmsh.model.add("cell")
+    g = gmsh.model.geo
+    corners = [g.addPoint(x, y, 0.0) for x, y in ((0, 0), (p, 0), (p, p), (0, p))]
+    edges = [g.addLine(corners[k], corners[(k + 1) % 4]) for k in range(4)]
+    centre = g.addPoint(0.5 * p, 0.5 * p, 0.0)
+    rim = [
+        g.addPoint(0.5 * p + r * math.cos(a), 0.5 * p + r * math.sin(a), 0.0)
+        for a in (0.0, 0.5 * math.pi, math.pi, 1.5 * math.pi)
+    ]
+    arcs = [g.addCircleArc(rim[k], centre, rim[(k + 1) % 4]) for k in range(4)]
+    for curve, n in [(e, edge_segments(device)) for e in edges] + [(a, m) for a in arcs]:
+        g.mesh.setTransfiniteCurve(curve, n + 1)
+    disk = g.addCurveLoop(arcs)
+    surfaces = {"fill": g.addPlaneSurface([g.addCurveLoop(edges), disk]), "pillar": 0}
+    surfaces["pillar"] = g.addPlaneSurface([disk])
+    g.synchronize()
+    field = gmsh.model.mesh.field
+    distance = field.add("Distance")
+    field.setNumbers(distance, "CurvesList", arcs)
+    field.setNumber(distance, "Sampling", 4 * m)
+    size = field.add("Threshold")
+    field.setNumber(size, "InField", distance)
+    field.setNumber(size, "SizeMin", h_rim)
+    field.setNumber(size, "SizeMax", max(h_edge, h_rim))
+    field.setNumber(size, "DistMin", 0.0)
+    field.setNumber(size, "DistMax", max(h_edge - h_rim, 0.0) / FILL_SIZE_SLOPE)
+    field.setAsBackgroundMesh(size)
+    # The size comes from the field alone (restored afterwards: these options are global).
+    options = ("Mesh.MeshSizeExtendFromBoundary", "Mesh.MeshSizeFromPoints")
+    saved = {o: gmsh.option.getNumber(o) for o in options}
+    for o in options:
+        gmsh.option.setNumber(o, 0)
+    try:
+        gmsh.model.mesh.generate(2)
+    finally:
+        for o, v in saved.items():
+            gmsh.option.setNumber(o, v)
+    tags, coords, _ = gmsh.model.mesh.getNodes()
+    index = np.zeros(int(tags.max()) + 1, dtype=np.int64)
+    index[tags.astype(np.int64)] = np.arange(tags.size)
+    tris, pillar = [], []
+    for kind, surface in surfaces.items():
         _, conn = gmsh.model.mesh.getElementsByType(2, surface)
-        tri = index[conn.astype(np.int64)].reshape(-1, 3)
-        tris.append(tri)
-        kinds += [kind] * len(tri)
-    tri = np.sort(np.concatenate(tris), axis=1)
-    kind_of = np.asarray(kinds)
-    edges: dict[str, list[np.ndarray]] = {"symmetry_x": [], "symmetry_y": [], "side": []}
-    for _, curve in gmsh.model.getEntities(1):
-        x0, y0, _, x1, y1, _ = gmsh.model.getBoundingBox(1, curve)
-        name = None
-        if x1 < tol:
-            name = "symmetry_x"
-        elif y1 < tol:
-            name = "symmetry_y"
-        elif x0 > big_l - tol or y0 > big_l - tol:
-            name = "side"
-        if name is not None:
-            _, conn = gmsh.model.mesh.getElementsByType(1, curve)
-            edges[name].append(index[conn.astype(np.int64)].reshape(-1, 2))
+        tris.append(index[conn.astype(np.int64)].reshape(-1, 3))
+        pillar.append(np.full(len(tris[-1]), kind == "pillar"))
+    gmsh.model.remove()
+    used, tri = np.unique(np.concatenate(tris), return_inverse=True)
+    xy = coords.reshape(-1, 3)[used, :2]
+    order = _lexicographic(xy, 1e-3 * h_rim)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return xy[order], rank[tri.reshape(-1, 3)], np.concatenate(pillar)
 
-    # Drop the nodes no triangle uses (the centres of the pillar arcs).
-    used, tri = np.unique(tri, return_inverse=True)
-    tri = tri.reshape(-1, 3)
-    remap = np.full(node_tags.size, -1, dtype=np.int64)
-    remap[used] = np.arange(used.size)
-    xy = xy[used]
-    side_edges = {n: np.sort(remap[np.concatenate(e)], axis=1) for n, e in edges.items() if e}
+
+def _side_rows(
+    faces: list[tuple[int, int, int]],
+    points: _Points,
+    rows: list[tuple[float, np.ndarray]],
+    at: Callable[[float, float], tuple[float, float, float]],
+) -> None:
+    """Triangulate one vertical face of a cell block, row of nodes by row.
+
+    ``rows`` are (z, positions along the face) from the bottom; ``at(s, z)`` gives the point.
+    Rows with the same positions are joined by quadrilaterals cut from the lower bottom corner to
+    the higher top corner (as :func:`_split_prisms` cuts them); a row of the two corners only is
+    joined to a finer row by a fan.
+    """
+    for (z0, s0), (z1, s1) in pairwise(rows):
+        low = [points.add(*at(s, z0)) for s in s0]
+        high = [points.add(*at(s, z1)) for s in s1]
+        if len(low) == len(high):
+            for k in range(len(low) - 1):
+                faces += [(low[k], low[k + 1], high[k + 1]), (low[k], high[k + 1], high[k])]
+            continue
+        few, many = (low, high) if len(low) < len(high) else (high, low)
+        c = (len(many) - 1) // 2
+        faces.append((few[0], few[1], many[c]))
+        faces += [(few[0], many[k], many[k + 1]) for k in range(c)]
+        faces += [(few[1], many[k], many[k + 1]) for k in range(c, len(many) - 1)]
+
+
+def _coarse_face(p: float, fine: np.ndarray, right: bool, top: bool) -> list[np.ndarray]:
+    """The coarse lateral mesh of one cell: two triangles, or a fan from the centre to the
+    ``fine`` positions on the right (x = p) and top (y = p) edges when those face the outside."""
+    if not (right or top):
+        return [np.array([(0, 0), (p, 0), (p, p)]), np.array([(0, 0), (p, p), (0, p)])]
+    ring = [(0.0, 0.0)]
+    ring += [(p, s) for s in (fine if right else (0.0, p))[:-1]]
+    ring += [(p - s, p) for s in (fine if top else (0.0, p))[:-1]]
+    ring.append((0.0, p))
+    centre = (0.5 * p, 0.5 * p)
+    return [np.array([centre, a, b]) for a, b in zip(ring, ring[1:] + ring[:1], strict=True)]
+
+
+def _transition(
+    points: _Points, triangles: list[tuple[int, int, int]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fill a closed triangulated surface with tetrahedra (Gmsh, boundary kept).
+
+    Returns the points (the surface's first, then Gmsh's new ones) and the tetrahedra.
+    """
+    import gmsh
+
+    xyz = points.array()
+    gmsh.model.add("transition")
+    surface = gmsh.model.addDiscreteEntity(2)
+    gmsh.model.mesh.addNodes(2, surface, np.arange(1, len(xyz) + 1), xyz.ravel())
+    gmsh.model.mesh.addElementsByType(surface, 2, [], (np.asarray(triangles) + 1).ravel())
+    gmsh.model.geo.addVolume([gmsh.model.geo.addSurfaceLoop([surface])])
+    gmsh.model.geo.synchronize()
+    gmsh.model.mesh.generate(3)
+    tags, coords, _ = gmsh.model.mesh.getNodes()
+    _, conn = gmsh.model.mesh.getElementsByType(4)
+    gmsh.model.remove()
+    index = np.zeros(int(tags.max()) + 1, dtype=np.int64)
+    index[tags.astype(np.int64)] = np.arange(tags.size)
+    coords = coords.reshape(-1, 3)
+    order = np.argsort(tags)
+    if not np.allclose(coords[order][: len(xyz)], xyz, rtol=0.0, atol=points.tol):
+        raise RuntimeError("Gmsh changed the surface of a transition block")
+    tets = index[conn.astype(np.int64)].reshape(-1, 4)
+    faces = np.sort(tets[:, [[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]]].reshape(-1, 3), axis=1)
+    _, count = np.unique(faces, axis=0, return_counts=True)
+    if np.count_nonzero(count == 1) != len(triangles):
+        raise RuntimeError("Gmsh did not keep the surface of a transition block")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    return coords[order], rank[tets]
+
+
+def _block(
+    device: Device,
+    cell: tuple[np.ndarray, np.ndarray, np.ndarray],
+    z: np.ndarray,
+    levels: tuple[int, int, int, int],
+    layer_of: list[str],
+    right: bool,
+    top: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The tetrahedra of one lattice cell between the node planes ``levels`` = (kA, kg, kf, kB):
+    a transition block [kA, kg], the fine cell mesh swept through [kg, kf] (grating and film) and
+    a transition block [kf, kB] (none if kf = kB).
+
+    ``right``/``top``: the cell edge x = p / y = p faces the outside of the patch (keeps the fine
+    segments down and up the column). Returns points (m), tetrahedra and region indices.
+    """
+    assert device.grating is not None
+    p = device.grating.period
+    xy, tri, in_pillar = cell
+    k_a, k_g, k_f, k_b = levels
+    tol = 1e-3 * float(np.min(np.diff(z)))
+    fine = np.arange(edge_segments(device) + 1) * p / edge_segments(device)
+    corners = np.array([0.0, p])
+    sides: list[tuple[Callable[[float, float], tuple[float, float, float]], bool]] = [
+        (lambda s, h: (s, 0.0, h), False),
+        (lambda s, h: (p, s, h), right),
+        (lambda s, h: (s, p, h), top),
+        (lambda s, h: (0.0, s, h), False),
+    ]
+    coarse = _coarse_face(p, fine, right, top)
+    blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def transition(k_coarse: int, k_fine: int) -> None:
+        points = _Points(tol)
+        faces: list[tuple[int, int, int]] = []
+        for t in coarse:
+            faces.append(tuple(points.add(x, y, z[k_coarse]) for x, y in t))  # type: ignore[arg-type]
+        faces += [tuple(points.add(x, y, z[k_fine]) for x, y in xy[t]) for t in tri]  # type: ignore[misc]
+        step = 1 if k_fine > k_coarse else -1
+        for at, outside in sides:
+            rows = [(float(z[k_coarse]), fine if outside else corners)]
+            rows += [(float(z[k]), fine) for k in range(k_coarse + step, k_fine + step, step)]
+            _side_rows(faces, points, rows[::step], at)
+        pts, tets = _transition(points, faces)
+        name = layer_of[min(k_coarse, k_fine)]
+        blocks.append((pts, tets, np.full(len(tets), _REGIONS.index(name))))
+
+    transition(k_a, k_g)
+    nn = len(xy)
+    pts = np.column_stack([np.tile(xy, (k_f - k_g + 1, 1)), np.repeat(z[k_g : k_f + 1], nn)])
+    tets, regions = [], []
+    kind = np.repeat(np.where(in_pillar, _REGIONS.index("pillars"), -1), 3)
+    for k in range(k_g, k_f):
+        tets.append(_split_prisms(tri, nn) + (k - k_g) * nn)
+        if layer_of[k] == "grating":
+            regions.append(np.where(kind >= 0, kind, _REGIONS.index("grating_fill")))
+        else:
+            regions.append(np.full(len(kind), _REGIONS.index(layer_of[k])))
+    blocks.append((pts, np.concatenate(tets), np.concatenate(regions)))
+    if k_b > k_f:
+        transition(k_b, k_f)
+    offsets = np.cumsum([0] + [len(b[0]) for b in blocks])
+    return (
+        np.concatenate([b[0] for b in blocks]),
+        np.concatenate([b[1] + o for b, o in zip(blocks, offsets, strict=False)]),
+        np.concatenate([b[2] for b in blocks]),
+    )
+
+
+def _axis_nodes(spot_half: float, extent: float, device: Device, patch: float) -> np.ndarray:
+    """Node coordinates (m) along one lateral axis, from 0 to ``extent``."""
+    nodes, start = [np.zeros(1)], 0.0
+    for length, fractions in _axis_segments(spot_half, extent, device, patch):
+        nodes.append(start + fractions * length)
+        start += length
+    return np.concatenate(nodes)
+
+
+def _resolved_mesh(
+    device: Device, stack: list[tuple[Layer, np.ndarray]], levels: dict[str, float]
+) -> None:
+    """Build the resolved mesh (see the module docstring) as discrete Gmsh entities, one per
+    region and per boundary, in the current Gmsh model."""
+    import gmsh
+
+    assert device.grating is not None
+    p = device.grating.period
+    big_l = device.lateral_extent
+    nx, ny = patch_pillars(device)
+    n_edge = edge_segments(device)
+    h_rim = math.pi * device.grating.pillar_radius / 2.0 / (pillar_segments(device) // 4)
+    tol = 1e-3 * h_rim
 
     z_nodes = [stack[0][0].z_bottom]
-    layer_of = []
+    layer_of: list[str] = []
     for layer, fractions in stack:
         z_nodes += list(layer.z_bottom + fractions * layer.thickness)
         layer_of += [layer.name] * len(fractions)
     z = np.asarray(z_nodes)
-    nn, nz = len(xy), len(z)
-    points = np.column_stack([np.tile(xy, (nz, 1)), np.repeat(z, nn)])
+    nz = len(z)
+    k_g = layer_of.index("grating")
+    k_f = len(layer_of) - layer_of[::-1].index("film")
+    depth = TRANSITION_PERIODS * p
+    below = [k for k in range(k_g) if layer_of[k] == layer_of[k_g - 1]]
+    k_a = max([k for k in below if z[k] <= z[k_g] - depth + tol] or [below[0]])
+    above = [k + 1 for k in range(k_f, nz - 1)]
+    k_b = min([k for k in above if z[k] >= z[k_f] + depth - tol] or [nz - 1])
 
-    gmsh.model.remove()
-    gmsh.model.add("device")
-    entities: dict[str, list[np.ndarray]] = {}
-    a, b, c = tri.T
-    prism = [(a, b, c, c + nn), (a, b, b + nn, c + nn), (a, a + nn, b + nn, c + nn)]
-    pattern = np.stack([np.column_stack(t) for t in prism], axis=1).reshape(-1, 4)
-    region_kind = np.repeat(kind_of, 3)
+    # The coarse lateral mesh: the structured grid outside the patch and coarse cells inside.
+    model_name = gmsh.model.getCurrent()
+    xs = _axis_nodes(0.5 * device.pump.spot[0], big_l, device, nx * p)
+    ys = _axis_nodes(0.5 * device.pump.spot[1], big_l, device, ny * p)
+    grid = np.stack(np.meshgrid(np.arange(len(xs) - 1), np.arange(len(ys) - 1), indexing="ij"), -1)
+    grid = grid.reshape(-1, 2)
+    grid = grid[(grid[:, 0] >= nx * n_edge) | (grid[:, 1] >= ny * n_edge)]
+    v = grid[:, 0] * len(ys) + grid[:, 1]
+    quads = np.column_stack([v, v + len(ys), v + len(ys) + 1, v + 1])
+    grid_xy = np.column_stack([np.repeat(xs, len(ys)), np.tile(ys, len(xs))])
+    lateral = [grid_xy[np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])]]
+    fine = np.arange(n_edge + 1) * p / n_edge
+    cells = [(i, j) for i in range(nx) for j in range(ny)]
+    for i, j in cells:
+        face = _coarse_face(p, fine, i == nx - 1, j == ny - 1)
+        lateral.append(np.stack(face) + np.array([i * p, j * p]))
+    n_outer = 2 * len(quads)
+    corners_xy = np.concatenate(lateral).reshape(-1, 2)
+    keys = np.rint(corners_xy / tol).astype(np.int64)
+    keys, first, tri = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    if abs(xs[nx * n_edge] - nx * p) > tol or abs(ys[ny * n_edge] - ny * p) > tol:
+        raise RuntimeError("the lateral grid misses the edge of the resolved patch")
+    xy = corners_xy[first]
+    tri = tri.reshape(-1, 3)
+    nn = len(xy)
+
+    chunks: list[tuple[np.ndarray, int | np.ndarray]] = []
     for k, name in enumerate(layer_of):
-        cells = pattern + k * nn
-        if name == "grating":
-            for kind in ("outer", "grating_fill", "pillars"):
-                entities.setdefault("grating" if kind == "outer" else kind, []).append(
-                    cells[region_kind == kind]
-                )
-        else:
-            entities.setdefault(name, []).append(cells)
-    volume_tags = []
-    for name, blocks in entities.items():
-        cells = _positive(np.concatenate(blocks), points)
-        tag = gmsh.model.addDiscreteEntity(3)
-        if not volume_tags:
-            gmsh.model.mesh.addNodes(3, tag, np.arange(1, nn * nz + 1), points.ravel())
-        volume_tags.append(tag)
-        gmsh.model.mesh.addElementsByType(tag, 4, [], (cells + 1).ravel())
-        gmsh.model.addPhysicalGroup(3, [tag], name=name)
+        tets = _split_prisms(tri if not k_a <= k < k_b else tri[:n_outer], nn) + k * nn
+        chunks.append((tets, _REGIONS.index("grating" if name == "grating" else name)))
+    points = [np.column_stack([np.tile(xy, (nz, 1)), np.repeat(z, nn)])]
+    offset = nz * nn
 
-    interface = int(np.argmin(np.abs(z - levels["interface"])))
-    faces = {"top": [tri + (nz - 1) * nn], "bottom": [tri], "interface": [tri + interface * nn]}
-    for name, e in side_edges.items():
-        i, j = e.T
-        quads = [np.column_stack([i, j, j + nn]), np.column_stack([i, j + nn, i + nn])]
-        faces[name] = [q + k * nn for k in range(nz - 1) for q in quads]
-    for name in ("top", "bottom", "side", "symmetry_x", "symmetry_y", "interface"):
+    cell = _cell_mesh(device)
+    gmsh.model.setCurrent(model_name)
+    templates = {}
+    for right, top in {(i == nx - 1, j == ny - 1) for i, j in cells}:
+        templates[right, top] = _block(device, cell, z, (k_a, k_g, k_f, k_b), layer_of, right, top)
+    for i, j in cells:
+        pts, tets, regions = templates[i == nx - 1, j == ny - 1]
+        points.append(pts + np.array([i * p, j * p, 0.0]))
+        chunks.append((tets + offset, regions))
+        offset += len(pts)
+
+    xyz = np.concatenate(points)
+    keys = np.rint(xyz / tol).astype(np.int64)
+    _, first, merged = np.unique(keys, axis=0, return_index=True, return_inverse=True)
+    merged = merged.ravel()
+    cells_all = merged[np.concatenate([c for c, _ in chunks])]
+    region = np.concatenate([np.broadcast_to(r, len(c)) for c, r in chunks])
+    used, cells_all = np.unique(cells_all, return_inverse=True)
+    cells_all = cells_all.reshape(-1, 4)
+    xyz = xyz[first[used]]
+    cells_all = _positive(cells_all, xyz)
+
+    faces = _boundary_faces(cells_all, xyz, big_l, float(z[0]), float(z[-1]), levels, tol)
+    gmsh.model.setCurrent(model_name)
+    node_tags = np.arange(1, len(xyz) + 1)
+    first_volume = True
+    for code, name in enumerate(_REGIONS):
+        selected = cells_all[region == code]
+        if not len(selected):
+            continue
+        tag = gmsh.model.addDiscreteEntity(3)
+        if first_volume:
+            gmsh.model.mesh.addNodes(3, tag, node_tags, xyz.ravel())
+            first_volume = False
+        gmsh.model.mesh.addElementsByType(tag, 4, [], (selected + 1).ravel())
+        gmsh.model.addPhysicalGroup(3, [tag], name=name)
+    for name in _BOUNDARIES:
         tag = gmsh.model.addDiscreteEntity(2)
-        gmsh.model.mesh.addElementsByType(tag, 2, [], (np.concatenate(faces[name]) + 1).ravel())
+        gmsh.model.mesh.addElementsByType(tag, 2, [], (faces[name] + 1).ravel())
         gmsh.model.addPhysicalGroup(2, [tag], name=name)
+
+
+def _boundary_faces(
+    cells: np.ndarray,
+    xyz: np.ndarray,
+    big_l: float,
+    z_bot: float,
+    z_top: float,
+    levels: dict[str, float],
+    tol: float,
+) -> dict[str, np.ndarray]:
+    """The named boundary faces: tetrahedron faces with all three vertices on the plane (on the
+    ``interface`` plane, those of the tetrahedra below it)."""
+    planes = {
+        "top": (2, z_top),
+        "bottom": (2, z_bot),
+        "symmetry_x": (0, 0.0),
+        "symmetry_y": (1, 0.0),
+        "side": (0, big_l),
+        "side_y": (1, big_l),
+        "interface": (2, levels["interface"]),
+    }
+    found: dict[str, list[np.ndarray]] = {name: [] for name in planes}
+    chunk = 1 << 20
+    for start in range(0, len(cells), chunk):
+        block = cells[start : start + chunk]
+        for opposite in range(4):
+            face = block[:, [k for k in range(4) if k != opposite]]
+            for name, (axis, value) in planes.items():
+                on = np.all(np.abs(xyz[face, axis] - value) < tol, axis=1)
+                if name == "interface":
+                    on &= xyz[block[:, opposite], 2] < value
+                found[name].append(face[on])
+    faces = {name: np.concatenate(f) for name, f in found.items()}
+    faces["side"] = np.concatenate([faces["side"], faces.pop("side_y")])
+    return faces
 
 
 def _positive(cells: np.ndarray, points: np.ndarray) -> np.ndarray:

@@ -8,6 +8,7 @@ fails if the swept tetrahedra do not conform (an interior face would count as ex
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 from mpi4py import MPI
@@ -21,7 +22,7 @@ from dolfinx import fem, mesh
 from geometry.axisymmetric import build_axisymmetric, graded_nodes
 from geometry.config import device_from_dict
 from geometry.device import Device
-from geometry.device_mesh import build_device, patch_pillars, pillar_segments
+from geometry.device_mesh import build_device, edge_segments, patch_pillars, pillar_segments
 from geometry.errors import ConfigError
 from geometry.layers import layer_stack
 from geometry.meshdata import MeshData
@@ -38,6 +39,11 @@ SMALL = PAPER | {
     "substrate": {"material": "mgf2", "thickness_um": 20},
     "pump": {"spot_um": [4, 6]},
     "mesh": {"scale": 2.0, "lateral_extent_um": 12, "resolved_pillars_um": 0.8},
+}
+# Resolved pillars on a cladding, without a cap: the fine sweep reaches the top.
+RESOLVED_CLADDED = {k: v for k, v in SMALL.items() if k != "cap"} | {
+    "cladding": {"material": "sio2", "thickness_nm": 300},
+    "mesh": SMALL["mesh"] | {"resolved_pillars_um": 1.2},
 }
 # No grating and no cap, with a cladding: other optional layers and the interface under the film.
 CLADDED = {
@@ -106,6 +112,12 @@ def homogenised() -> tuple[Device, MeshData]:
 @pytest.fixture(scope="module")
 def resolved() -> tuple[Device, MeshData]:
     device = device_from_dict(SMALL)
+    return device, build_device(device, MPI.COMM_WORLD, resolved=True)
+
+
+@pytest.fixture(scope="module")
+def resolved_cladded() -> tuple[Device, MeshData]:
+    device = device_from_dict(RESOLVED_CLADDED)
     return device, build_device(device, MPI.COMM_WORLD, resolved=True)
 
 
@@ -232,15 +244,81 @@ def test_device_resolved(resolved: tuple[Device, MeshData]) -> None:
             assert measures[la.name] == pytest.approx(big_l**2 * la.thickness, rel=1e-10)
 
 
-@pytest.mark.parametrize("kind", ["axisymmetric", "device"])
+def _plane_points(data: MeshData, z: float, px: float, py: float, tol: float) -> int:
+    """Distinct vertices on the plane at height z within [0, px] x [0, py], over all ranks."""
+    x = data.mesh.geometry.x
+    x = x[(np.abs(x[:, 2] - z) < tol) & (x[:, 0] < px + tol) & (x[:, 1] < py + tol)]
+    x = np.concatenate(data.comm.allgather(x[:, :2]))
+    return len(np.unique(np.round(x / tol), axis=0))
+
+
+def test_device_resolved_coarsens(resolved: tuple[Device, MeshData]) -> None:
+    # The fine lateral mesh of the pillars stops short of the bottom and the top: there the patch
+    # holds the cell corners only, plus the cell-edge nodes along its outer edges (x = P_x, y = P_y)
+    # that match the grid outside, and the centres of the fans that join them in the outer cells.
+    device, data = resolved
+    assert device.grating is not None
+    nx, ny = patch_pillars(device)
+    px, py = nx * device.grating.period, ny * device.grating.period
+    n_edge = edge_segments(device)
+    coarse = (nx + 1) * (ny + 1) + (n_edge - 1) * (nx + ny) + (nx + ny - 1)
+    tol = 1e-3 * device.grating.pillar_radius / pillar_segments(device)
+    layers = layer_stack(device)
+    assert _plane_points(data, layers[0].z_bottom, px, py, tol) == coarse
+    assert _plane_points(data, layers[-1].z_top, px, py, tol) == coarse
+    # Where the pillars are, every rim node is there.
+    rims = nx * ny * pillar_segments(device)
+    for name in ("grating", "film"):
+        la = next(la for la in layers if la.name == name)
+        assert _plane_points(data, la.z_top, px, py, tol) > coarse + rims
+
+
+def test_device_resolved_cladded(resolved_cladded: tuple[Device, MeshData]) -> None:
+    # A cladding under the grating (the lower transition lies in it) and no cap (the fine sweep
+    # reaches the top).
+    device, data = resolved_cladded
+    _check_device(device, data)
+    assert set(data.regions) == {
+        "substrate",
+        "cladding",
+        "grating",
+        "grating_fill",
+        "pillars",
+        "film",
+    }
+    assert device.grating is not None
+    nx, ny = patch_pillars(device)
+    assert (nx, ny) == (3, 3)
+    px, py = nx * device.grating.period, ny * device.grating.period
+    measures = data.region_measures()
+    big_l, h = device.lateral_extent, device.grating.pillar_height
+    assert measures["pillars"] + measures["grating_fill"] == pytest.approx(px * py * h, rel=1e-10)
+    assert measures["grating"] == pytest.approx((big_l**2 - px * py) * h, rel=1e-10)
+    for la in layer_stack(device):
+        if la.name != "grating":
+            assert measures[la.name] == pytest.approx(big_l**2 * la.thickness, rel=1e-10)
+    tol = 1e-3 * device.grating.pillar_radius / pillar_segments(device)
+    top = layer_stack(device)[-1].z_top
+    assert _plane_points(data, top, px, py, tol) > nx * ny * pillar_segments(device)
+
+
+@pytest.mark.parametrize("kind", ["axisymmetric", "device", "device-resolved"])
 def test_same_measures_serial_and_parallel(kind: str) -> None:
     device = device_from_dict(SMALL)
-    build = build_axisymmetric if kind == "axisymmetric" else build_device
+    build = {
+        "axisymmetric": build_axisymmetric,
+        "device": build_device,
+        "device-resolved": partial(build_device, resolved=True),
+    }[kind]
     distributed = build(device, MPI.COMM_WORLD).region_measures()
-    serial = build(device, MPI.COMM_SELF).region_measures()
-    assert distributed.keys() == serial.keys()
-    for name, value in serial.items():
+    serial = build(device, MPI.COMM_SELF)
+    assert distributed.keys() == serial.region_measures().keys()
+    for name, value in serial.region_measures().items():
         assert distributed[name] == pytest.approx(value, rel=1e-12)
+    # Reproducible: the same mesh, node for node, when built again.
+    again = build(device, MPI.COMM_SELF)
+    assert np.array_equal(again.mesh.geometry.x, serial.mesh.geometry.x)
+    assert np.array_equal(again.mesh.geometry.dofmap, serial.mesh.geometry.dofmap)
 
 
 def test_msh_file(shared_tmp: Path) -> None:
