@@ -22,6 +22,7 @@ import pytest
 from physics.heat import HeatProblem
 from physics.laser import KW_CM2, ThresholdModel, cw_window
 from physics.materials import region_materials
+from physics.multilayer import leaky_te_index
 from studies import cw_feasibility, lasing_duration
 from studies.optics import stack_mode_table
 from studies.thermal import heat_mesh
@@ -190,13 +191,13 @@ def test_leaky_index_against_fem_and_decay() -> None:
     # a guided mode (MgF2 substrate, lossless): the transfer-matrix root is the FEM eigenvalue
     device = cw_feasibility.design_device(cw_feasibility.Design("mgf2"), ETA)
     fem_mode = stack_mode_table(device, comm, polarisations=("TE",))[0]
-    n = cw_feasibility.leaky_te_index(device, fem_mode["n_eff"] + 2e-3)
+    n = leaky_te_index(device, fem_mode["n_eff"] + 2e-3)
     assert abs(n.real - fem_mode["n_eff"]) < 1e-6 and abs(n.imag) < 1e-12
     # Al under 300 nm MgF2: the FEM's first-order loss exceeds the exact root's by ~8 %
     device = cw_feasibility.design_device(cw_feasibility.Design("al", "mgf2", 300.0), ETA)
     fem_mode = stack_mode_table(device, comm, polarisations=("TE",))[0]
     k0 = 2 * math.pi / device.optics.wavelength
-    n = cw_feasibility.leaky_te_index(device, fem_mode["n_eff"])
+    n = leaky_te_index(device, fem_mode["n_eff"])
     exact = 2 * k0 * n.imag / 100.0
     assert 1.0 < fem_mode["loss_per_cm"] / exact < 1.15
     # Si under MgF2: the leakage falls as exp(-2 k0 sqrt(N^2 - n_clad^2) t)
