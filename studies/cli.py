@@ -284,12 +284,13 @@ def cmd_bands(args: argparse.Namespace) -> dict[str, Any]:
     )
     for e in result["band_edges"]:
         logger.info(
-            "  %9.3f nm  %-4s x%d  gain confinement %.3f  radiation %.2g",
+            "  %9.3f nm  %-4s x%d  gain confinement %.3f  radiation %.2g  %+.4f nm/K",
             e["wavelength_nm"],
             e["symmetry"],
             e["degeneracy"],
             e["gain_confinement"],
             e["radiation_fraction"],
+            e["thermal_shift_nm_per_k"],
         )
     write_json(
         out / "bands.json", {**result, **provenance(inputs=device_to_dict(device), started=t0)}

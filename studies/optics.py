@@ -77,12 +77,18 @@ def band_edge_table(
         out: Write the fields (``band_edges.bp``) there.
     """
     from geometry.builders import build_mesh
-    from physics.bands import band_edges, bragg_guess, write_band_edges
+    from physics.bands import (
+        band_edge_thermal_shift,
+        band_edges,
+        bragg_guess,
+        write_band_edges,
+    )
 
     pol = polarisation or device.optics.polarisation
     guess = bragg_guess(device, comm, polarisation=pol)
     data = build_mesh(device, kind, comm)
     eps = region_permittivity(device, list(data.regions))
+    dn_dt = region_dn_dt(device, list(data.regions))
     info: dict[str, Any] = {}
     edges = band_edges(
         data,
@@ -105,6 +111,7 @@ def band_edge_table(
             "confinement": e.confinement,
             "gain_confinement": sum(e.confinement.get(r, 0.0) for r in gain),
             "radiation_fraction": e.radiation_fraction,
+            "thermal_shift_nm_per_k": 1e9 * band_edge_thermal_shift(e, data, eps, dn_dt),
         }
         for e in edges
     ]

@@ -27,6 +27,7 @@ from geometry.device import Device
 from physics.bands import (
     BandEdge,
     band_edge_sensitivity,
+    band_edge_thermal_shift,
     band_edges,
     bragg_guess,
     device_with,
@@ -180,3 +181,36 @@ def test_rejects_bad_input():
         band_edges(data, eps, period=4.3e-7, wavelength_guess=7e-7, polarisation="TM")
     with pytest.raises(KeyError, match="missing"):
         band_edges(data, {"film": 4.0}, period=4.3e-7, wavelength_guess=7e-7)
+
+
+@pytest.mark.parametrize("polarisation", ["TE", "TM"])
+def test_thermal_shift_matches_finite_difference(polarisation: str) -> None:
+    """First-order d(lambda)/dT of the 2D band edges equals a central difference of two solves."""
+    comm = MPI.COMM_WORLD
+    dev = device("mesh.scale=2", f"optics.polarisation={polarisation}")
+    data = build_cross_section(dev, comm)
+    eps = region_permittivity(dev, list(data.regions))
+    dn_dt = {"film": 5e-5, "grating_fill": 5e-5, "pillars": 1e-5, "cap": -1e-4}
+    guess = bragg_guess(dev, comm, polarisation=polarisation)
+
+    def edges(delta_t: float) -> list[BandEdge]:
+        shifted = {
+            r: (complex(e) ** 0.5 + dn_dt.get(r, 0.0) * delta_t) ** 2 for r, e in eps.items()
+        }
+        return band_edges(
+            data,
+            shifted,
+            period=dev.grating.period,
+            wavelength_guess=guess,
+            polarisation=polarisation,
+            n_bands=2,
+        )
+
+    base, hot, cold = edges(0.0), edges(5.0), edges(-5.0)
+    assert len(base) == len(hot) == len(cold) >= 1
+    for e0, e_hot, e_cold in zip(base, hot, cold, strict=True):
+        fd = (e_hot.wavelength - e_cold.wavelength) / 10.0
+        first = band_edge_thermal_shift(e0, data, eps, dn_dt)
+        # the CQD (dn/dT > 0) and the SOG cap (dn/dT < 0) pull opposite ways
+        assert abs(fd) > 1e-13
+        assert first == pytest.approx(fd, rel=2e-3)
