@@ -248,12 +248,21 @@ class Optics(_Validated):
 
 @dataclass(frozen=True)
 class Heat(_Validated):
-    """Thermal run settings: span, mesh kind, boundary conditions and time stepping."""
+    """Thermal run settings: span, mesh kind, boundary conditions and time stepping.
+
+    ``grating_conductivity`` picks the homogenised grating layer's conductivity: ``rayleigh``
+    (closed-form estimate, instant), ``cell`` (the periodic cell problem) or ``constriction`` (the
+    cell problem with the through-plane constriction resistance of this stack folded into k_zz;
+    the closest to resolved pillars, two 3D cell solves).
+    """
 
     section: ClassVar[str] = "heat"
     end_time_us: float = field(default=10.0, metadata=_num(1e-4, 1e7, open_lo=True))
     mesh: str = field(default="axisymmetric", metadata=_choice("axisymmetric", "device", "stack"))
     grating_model: str = field(default="homogenised", metadata=_choice("homogenised", "resolved"))
+    grating_conductivity: str = field(
+        default="rayleigh", metadata=_choice("rayleigh", "cell", "constriction")
+    )
     sink_temperature_k: float = field(default=295.0, metadata=_num(1, 2000))
     top: str = field(default="adiabatic", metadata=_choice("adiabatic", "convective"))
     heat_transfer_coefficient_w_m2k: float = field(default=0.0, metadata=_num(0, 1e8))

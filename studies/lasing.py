@@ -14,9 +14,8 @@ from geometry.config import device_to_dict
 from geometry.device import Device
 from physics.heat import HeatProblem
 from physics.laser import KW_CM2, cw_exponential, cw_window, lasing_duration, threshold_model
-from physics.materials import region_materials
 from studies.output import provenance, write_csv, write_json
-from studies.thermal import heat_mesh, history_columns
+from studies.thermal import heat_materials, heat_mesh, history_columns
 
 
 def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
@@ -30,7 +29,7 @@ def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD
     """
     t0 = time.perf_counter()
     mesh_data = heat_mesh(device, comm)
-    materials = region_materials(device)
+    materials = heat_materials(device, comm)
     problem = HeatProblem.from_device(device, mesh_data, materials)
     model = threshold_model(device)
     intensity = device.pump.intensity

@@ -17,7 +17,7 @@ from geometry.config import device_to_dict
 from geometry.device import Device
 from geometry.meshdata import MeshData
 from physics.heat import HeatHistory, HeatProblem, time_grid
-from physics.materials import region_materials
+from physics.materials import Material, region_materials
 from physics.source import source_from_device
 from studies.output import provenance, write_csv, write_json
 
@@ -37,6 +37,29 @@ def heat_mesh(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
     from geometry.device_mesh import build_device
 
     return build_device(device, comm, resolved=device.heat.grating_model == "resolved")
+
+
+def heat_materials(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Material]:
+    """Region materials for a thermal run, the homogenised grating's conductivity as
+    ``heat.grating_conductivity`` asks (see :class:`geometry.device.Heat`)."""
+    materials = region_materials(device)
+    choice = device.heat.grating_conductivity
+    if device.grating is None or choice == "rayleigh":
+        return materials
+    from geometry.cell import build_cell
+    from physics.homogenisation import (
+        constriction_correction,
+        corrected_material,
+        homogenised_material,
+    )
+
+    grating = homogenised_material(device, comm, materials=materials)
+    if choice == "constriction":
+        stack = build_cell(device, comm, optical=True)
+        cell_materials = {name: m for name, m in materials.items() if name != "cover"}
+        correction = constriction_correction(stack, cell_materials, grating.thermal_conductivity)
+        grating = corrected_material(grating, correction)
+    return {**materials, "grating": grating}
 
 
 def history_columns(history: HeatHistory) -> dict[str, np.ndarray]:
@@ -113,7 +136,7 @@ def run_heat(
     """
     t0 = time.perf_counter()
     mesh_data = heat_mesh(device, comm)
-    materials = region_materials(device)
+    materials = heat_materials(device, comm)
     source = source_from_device(device, materials)
     problem = HeatProblem.from_device(device, mesh_data, materials)
     base: dict[str, Any] = {
@@ -122,6 +145,9 @@ def run_heat(
         "heat_fraction": source.heat_fraction,
         "absorbed_power_w": source.power,
         "sink_temperature_k": device.heat.sink_temperature_k,
+        "grating_conductivity_w_mk": None
+        if device.grating is None
+        else list(materials["grating"].thermal_conductivity),
     }
     if steady:
         problem.steady()
