@@ -281,7 +281,11 @@ class Heat(_Validated):
 
 @dataclass(frozen=True)
 class Laser(_Validated):
-    """Threshold model: ``P_th(T) = P_th0 exp((T - T_ref)/T0)`` or the Auger-lifetime model."""
+    """Threshold model: ``P_th(T) = P_th0 exp((T - T_ref)/T0)`` or the Auger-lifetime model.
+
+    ``slope_efficiency`` (laser power out per pump power above threshold) makes the heat source
+    follow the lasing state: light that leaves as laser emission is not heat (0: off).
+    """
 
     section: ClassVar[str] = "laser"
     threshold_kw_cm2: float = field(default=52.0, metadata=_num(0, 1e5, open_lo=True))
@@ -289,6 +293,7 @@ class Laser(_Validated):
     model: str = field(default="exponential", metadata=_choice("exponential", "auger"))
     reference_temperature_k: float = field(default=295.0, metadata=_num(1, 2000))
     activation_energy_mev: float = field(default=78.0, metadata=_num(0, 5000))
+    slope_efficiency: float = field(default=0.0, metadata=_num(0, 1))
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,11 @@ P_th0' = P_th0 exp((T_sink - T_ref)/T0), and x = R P/T0 the condition is x e^(-x
 possible iff a <= 1/e, between x_low = -W_0(-a) and x_high = -W_(-1)(-a) (Lambert W branches).
 For nonlinear devices (k(T), temperature-dependent losses) :func:`cw_window` finds the same window
 numerically from any T_ss(P).
+
+Light that leaves as laser emission is not heat. With a slope efficiency eta_s (laser power out per
+pump power above threshold), the heat while lasing is eta_h I - eta_s (I - P_th(T)) instead of
+eta_h I (eta_h: the heat fraction): the source is scaled by :func:`lasing_heat_scale`. In steady
+state this makes T_ss(P) nonlinear even for a linear device: :func:`steady_temperature_lasing`.
 """
 
 from __future__ import annotations
@@ -224,3 +229,45 @@ def cw_window(
     else:
         high = brentq(f, grid[i1], grid[i1 + 1], xtol=1e-12, rtol=1e-12)
     return CWResult(True, (float(low), float(high)), math.nan, ratio)
+
+
+def lasing_heat_scale(
+    intensity: float, threshold: float, heat_fraction: float, slope_efficiency: float
+) -> float:
+    """Factor on the heat source while the film lases: 1 - eta_s (I - P_th)/(eta_h I), in [0, 1].
+
+    Args:
+        intensity: Pump intensity I (W/m^2).
+        threshold: Threshold P_th at the film's current temperature (W/m^2).
+        heat_fraction: eta_h, the fraction of the incident pump that becomes heat without lasing.
+        slope_efficiency: eta_s, laser power out per pump power above threshold.
+    """
+    if slope_efficiency == 0.0 or intensity <= threshold:
+        return 1.0
+    emitted = slope_efficiency * (intensity - threshold) / (heat_fraction * intensity)
+    return max(0.0, 1.0 - emitted)
+
+
+def steady_temperature_lasing(
+    intensity: float,
+    thermal_resistance: float,
+    model: ThresholdModel,
+    sink_temperature: float,
+    heat_fraction: float,
+    slope_efficiency: float,
+) -> float:
+    """Steady film temperature (K) of a linear device whose heat source follows the lasing state.
+
+    Solves T = T_sink + R I s(T) with s = :func:`lasing_heat_scale` at P_th(T), R the thermal
+    resistance at heat fraction ``heat_fraction`` (K m^2/W). s rises with T, so the right-hand side
+    minus T changes sign once: Brent's method on [T_sink, T_sink + R I].
+    """
+
+    def g(t: float) -> float:
+        s = lasing_heat_scale(intensity, float(model(t)), heat_fraction, slope_efficiency)
+        return sink_temperature + thermal_resistance * intensity * s - t
+
+    hi = sink_temperature + thermal_resistance * intensity
+    if g(hi) >= 0.0 or slope_efficiency == 0.0:
+        return hi
+    return float(brentq(g, sink_temperature, hi, xtol=1e-10))
