@@ -5,12 +5,14 @@ Cases (the paper device, ``studies/configs/paper_inorganic_mgf2.toml``, with ``-
 - ``axisymmetric``: the r-z device from 1 ns to ``--end-us`` (default 100 us);
 - ``device``: the 3D homogenised quarter device (mesh.scale 1: ~260k DOFs) over the same span;
 - ``resolved``: the resolved-pillar device (patch ``--resolved-pillars-um``) for ``--short-us``;
-- ``refine-axisymmetric`` / ``refine-device``: time per DOF-step on mesh.scale s, s/2, s/4
-  (``--refine-scale``, over ``--refine-us``).
+- ``refine-axisymmetric`` / ``refine-device``: time per DOF-step on three meshes of about 1x, 2x
+  and 4x the DOFs (mesh.scale 1, 0.5, 0.25 in r-z; 2, 1.25, 0.75 in 3D), over ``--refine-us``.
 
 Each case runs in a fresh ``mpirun -n N`` process per rank count (``--ranks 1,2``), so that peak
 memory is its own (``ru_maxrss``: the largest rank's and the sum over ranks). Setup is the mesh and
-the assembly; "solve" is the time stepping only. Timings are printed, never asserted.
+the assembly; "solve" is the time stepping only; "pc" the number of preconditioner builds (LU
+factorisations for MUMPS); "load" the 1-minute load average of the machine after the run (the
+machine may be shared). Timings are printed, never asserted.
 
     .venv/bin/python benchmarks/bench_heat.py
     .venv/bin/python benchmarks/bench_heat.py --cases device --ranks 2 --set mesh.scale=0.8
@@ -32,6 +34,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = ROOT / "studies" / "configs" / "paper_inorganic_mgf2.toml"
 CASES = ("axisymmetric", "device", "resolved", "refine-axisymmetric", "refine-device")
 MPIRUN = Path(sys.executable).parent / "mpirun"
+REFINE_SCALES = {"axisymmetric": (1.0, 0.5, 0.25), "device": (2.0, 1.25, 0.75)}
+"""mesh.scale of the refinement series: about 1x, 2x and 4x the DOFs."""
 
 
 def run_one(case: str, overrides: list[str], end_us: float, resolved: bool) -> dict[str, Any]:
@@ -60,17 +64,11 @@ def run_one(case: str, overrides: list[str], end_us: float, resolved: bool) -> d
     problem = HeatProblem.from_device(device, mesh_data, region_materials(device))
     comm.barrier()
     setup_s = time.perf_counter() - start
-    iterations: list[int] = []
-    ksp = getattr(problem, "_ksp", None)  # the linear solver of the HeatProblem
-
-    def count(p: HeatProblem) -> None:
-        if ksp is not None:
-            iterations.append(ksp.getIterationNumber())
-
     t0 = time.perf_counter()
-    history = problem.run(device.heat.end_time, callback=count)
+    history = problem.run(device.heat.end_time)
     comm.barrier()
     solve_s = time.perf_counter() - t0
+    iterations = problem.krylov_iterations
     steps = len(history.times) - 1
     dofs = int(problem.V.dofmap.index_map.size_global)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -83,6 +81,7 @@ def run_one(case: str, overrides: list[str], end_us: float, resolved: bool) -> d
         "solver": solver,
         "its_per_step": sum(iterations) / max(len(iterations), 1),
         "its_max": max(iterations, default=0),
+        "pc_builds": problem.preconditioner_builds,
         "mesh_s": comm.allreduce(mesh_s, op=MPI.MAX),
         "setup_s": comm.allreduce(setup_s, op=MPI.MAX),
         "solve_s": comm.allreduce(solve_s, op=MPI.MAX),
@@ -90,6 +89,7 @@ def run_one(case: str, overrides: list[str], end_us: float, resolved: bool) -> d
         "peak_mib_max": comm.allreduce(peak, op=MPI.MAX),
         "peak_mib_sum": comm.allreduce(peak, op=MPI.SUM),
         "end_film_max_k": float(history.film_max_temperature[-1]),
+        "load": os.getloadavg()[0],
         "overrides": overrides,
     }
 
@@ -108,8 +108,7 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, list[str], float, bool]]:
             jobs.append((case, [*extra, *base], args.short_us, True))
         elif case.startswith("refine-"):
             name = case.removeprefix("refine-")
-            for level in range(3):
-                scale = args.refine_scale[name] / 2**level
+            for scale in REFINE_SCALES[name]:
                 jobs.append((name, [f"mesh.scale={scale:g}", *base], args.refine_us, False))
         else:
             raise SystemExit(f"unknown case {case!r}: one of {', '.join(CASES)}")
@@ -118,17 +117,18 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, list[str], float, bool]]:
 
 HEADER = (
     f"{'case':<13}{'ranks':>6}{'dofs':>10}{'steps':>7}{'solver':>9}{'its/step':>9}{'its max':>8}"
-    f"{'mesh s':>8}{'setup s':>9}{'solve s':>9}{'us/dof-step':>12}{'peak MiB':>10}{'sum MiB':>9}"
-    f"{'T_end K':>9}  overrides"
+    f"{'pc':>4}{'mesh s':>8}{'setup s':>9}{'solve s':>9}{'us/dof-step':>12}{'peak MiB':>10}"
+    f"{'sum MiB':>9}{'T_end K':>10}{'load':>6}  overrides"
 )
 
 
 def _row(r: dict[str, Any]) -> str:
     return (
         f"{r['case']:<13}{r['ranks']:>6}{r['dofs']:>10}{r['steps']:>7}{r['solver']:>9}"
-        f"{r['its_per_step']:>9.1f}{r['its_max']:>8}{r['mesh_s']:>8.2f}{r['setup_s']:>9.2f}"
-        f"{r['solve_s']:>9.2f}{r['us_per_dof_step']:>12.3f}{r['peak_mib_max']:>10.0f}"
-        f"{r['peak_mib_sum']:>9.0f}{r['end_film_max_k']:>9.2f}  {' '.join(r['overrides'])}"
+        f"{r['its_per_step']:>9.1f}{r['its_max']:>8}{r['pc_builds']:>4}{r['mesh_s']:>8.2f}"
+        f"{r['setup_s']:>9.2f}{r['solve_s']:>9.2f}{r['us_per_dof_step']:>12.3f}"
+        f"{r['peak_mib_max']:>10.0f}{r['peak_mib_sum']:>9.0f}{r['end_film_max_k']:>10.4f}"
+        f"{r['load']:>6.2f}  {' '.join(r['overrides'])}"
     )
 
 
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ranks", default="1,2", help="comma-separated MPI sizes")
     parser.add_argument("--end-us", type=float, default=100.0, help="span of the long runs (us)")
     parser.add_argument("--short-us", type=float, default=0.1, help="span of the resolved run")
-    parser.add_argument("--refine-us", type=float, default=1.0, help="span of refinement runs")
+    parser.add_argument("--refine-us", type=float, default=10.0, help="span of refinement runs")
     parser.add_argument(
         "--resolved-pillars-um", type=float, default=3.0, help="half-width of the resolved patch"
     )
@@ -149,7 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write all rows to this JSON file")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args, _ = parser.parse_known_args(argv)  # PETSc options (-heat_ksp_...) pass through
-    args.refine_scale = {"axisymmetric": 1.0, "device": 2.0}
 
     if args.one:
         case, overrides, end_us, resolved = json.loads(args.one)

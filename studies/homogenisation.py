@@ -191,8 +191,9 @@ def _film_top_value(problem: HeatProblem, mesh_data: Any, xy: tuple[float, float
     coords = problem.V.tabulate_dof_coordinates()
     n = problem.V.dofmap.index_map.size_local
     coords = coords[:n]
-    on_top = np.flatnonzero(np.abs(coords[:, 2] - top) < 1e-3 * (top - mesh_data.z_levels[
-        "film_bottom"]))
+    on_top = np.flatnonzero(
+        np.abs(coords[:, 2] - top) < 1e-3 * (top - mesh_data.z_levels["film_bottom"])
+    )
     best = (math.inf, math.nan)
     if on_top.size:
         distance = np.hypot(coords[on_top, 0] - xy[0], coords[on_top, 1] - xy[1])
