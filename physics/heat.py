@@ -467,6 +467,9 @@ class HeatProblem:
         self.dt = fem.Constant(msh, scalar(settings.first_step))
         self._c = [fem.Constant(msh, scalar(0.0)) for _ in range(3)]  # a0/dt, -a1/dt, -a2/dt
         self._factor = fem.Constant(msh, scalar(1.0))
+        # Factor on the pump heat of the next steps, set by the caller between steps (less heat
+        # while the film lases); the energy bookkeeping includes it.
+        self.source_scale = 1.0
         self._dt_prev: float | None = None
         self._have_history = False
 
@@ -518,9 +521,11 @@ class HeatProblem:
             convective = False
 
         # Source terms at full pump (waveform factor 1), or Q(x, t) given as a function.
-        qmeta = {} if settings.quadrature_degree is None else {
-            "quadrature_degree": settings.quadrature_degree
-        }
+        qmeta = (
+            {}
+            if settings.quadrature_degree is None
+            else {"quadrature_degree": settings.quadrature_degree}
+        )
         if isinstance(source, HeatSource):
             densities = source.density(mesh_data)
             q_terms = [
@@ -538,7 +543,8 @@ class HeatProblem:
         # Monitors: film nodes, interface nodes, film mean over the spot.
         film = "film" if "film" in mesh_data.regions else None
         film_cells = (
-            mesh_data.cell_tags.find(mesh_data.region(film)) if film is not None
+            mesh_data.cell_tags.find(mesh_data.region(film))
+            if film is not None
             else np.arange(msh.topology.index_map(tdim).size_local, dtype=np.int32)
         )
         self._film_dofs = np.unique(V.dofmap.list[film_cells].ravel())
@@ -594,9 +600,7 @@ class HeatProblem:
             self._M.assemble()
 
         self._size = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
-        direct = (
-            self._size <= settings.direct_max_dofs and PETSc.Sys().hasExternalPackage("mumps")
-        )
+        direct = self._size <= settings.direct_max_dofs and PETSc.Sys().hasExternalPackage("mumps")
         base = DEFAULT_HEAT_DIRECT_OPTIONS if direct else DEFAULT_HEAT_OPTIONS
         self.preconditioner_builds = 0
         self.krylov_iterations: list[int] = []
@@ -634,9 +638,7 @@ class HeatProblem:
             self._sink_source_value = self._sum(self._sink_source)
             self._sink_ambient = 0.0
             if convective:
-                self._sink_ambient = self._sum(
-                    fem.form(h * ambient_rise * indicator * w * ds_top)
-                )
+                self._sink_ambient = self._sum(fem.form(h * ambient_rise * indicator * w * ds_top))
             self._sink_mass = None
             if not settings.lumped_mass:
                 self._sink_mass = fem_petsc.assemble_vector(
@@ -648,15 +650,20 @@ class HeatProblem:
             # The preconditioning matrix: K at the vertices plus the lumped storage term.
             self._P: PETSc.Mat | None = None
             tensor = msh.topology.cell_type in (
-                dolfinx.mesh.CellType.quadrilateral, dolfinx.mesh.CellType.hexahedron
+                dolfinx.mesh.CellType.quadrilateral,
+                dolfinx.mesh.CellType.hexahedron,
             )
             if (
-                not direct and settings.vertex_preconditioner and tensor
-                and settings.element_degree == 1 and self._options.get("ksp_type") != "preonly"
+                not direct
+                and settings.vertex_preconditioner
+                and tensor
+                and settings.element_degree == 1
+                and self._options.get("ksp_type") != "preonly"
             ):
                 vertex = {"quadrature_rule": "GLL", "quadrature_degree": 1}
                 stiff_p = sum(
-                    ufl.inner(conductivity(k, 0.0) * ufl.grad(du), ufl.grad(v)) * w
+                    ufl.inner(conductivity(k, 0.0) * ufl.grad(du), ufl.grad(v))
+                    * w
                     * dx(tag, metadata=vertex)
                     for tag, k, _, _ in self._region_terms
                 )
@@ -695,7 +702,9 @@ class HeatProblem:
         self._rates = self._boundary_rates()
         logger.debug(
             "heat problem: %d unknowns, %s, %s solver",
-            self._size, "nonlinear" if self.nonlinear else "linear", "MUMPS" if direct else "CG",
+            self._size,
+            "nonlinear" if self.nonlinear else "linear",
+            "MUMPS" if direct else "CG",
         )
 
     @classmethod
@@ -765,14 +774,10 @@ class HeatProblem:
         if self.nonlinear:
             return self._sum(self._sink_rate), top
         source = (
-            self._sum(self._sink_source) if self._time_dependent_source
-            else self._sink_source_value
+            self._sum(self._sink_source) if self._time_dependent_source else self._sink_source_value
         )
         u = self.u.x.petsc_vec
-        sink = (
-            float(self._factor.value) * source + self._sink_ambient
-            - self._sink_stiffness.dot(u)
-        )
+        sink = float(self._factor.value) * source + self._sink_ambient - self._sink_stiffness.dot(u)
         if self._sink_mass is not None:
             c0, c1, c2 = (float(c.value) for c in self._c)
             m = self._sink_mass
@@ -812,9 +817,7 @@ class HeatProblem:
         # Sink rows: b = x (the iterates keep u = 0 there).
         fem_petsc.set_bc(b, self.bcs, x, -1.0)
 
-    def _snes_jacobian(
-        self, snes: PETSc.SNES, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat
-    ) -> None:
+    def _snes_jacobian(self, snes: PETSc.SNES, x: PETSc.Vec, J: PETSc.Mat, P: PETSc.Mat) -> None:
         J.zeroEntries()
         fem_petsc.assemble_matrix(J, self._J_form, bcs=self.bcs, diag=1.0)
         J.assemble()
@@ -933,7 +936,9 @@ class HeatProblem:
         t0 = float(self.t.value)
         t1 = t0 + dt
         bdf2 = (
-            self.settings.scheme == "bdf2" and not restart and self._have_history
+            self.settings.scheme == "bdf2"
+            and not restart
+            and self._have_history
             and self._dt_prev is not None
         )
         if bdf2:
@@ -950,9 +955,9 @@ class HeatProblem:
         self._c[2].value = -a2 / dt
         self.t.value = t1
         if isinstance(self.source, HeatSource):
-            self._factor.value = self.source.waveform.mean_factor(t0, t1)
+            self._factor.value = self.source_scale * self.source.waveform.mean_factor(t0, t1)
         else:
-            self._factor.value = 1.0
+            self._factor.value = self.source_scale
         # Initial guess: linear extrapolation of the last two levels (none across a pump edge).
         if self._have_history and self._dt_prev is not None and not restart:
             ratio = dt / self._dt_prev
@@ -1004,7 +1009,10 @@ class HeatProblem:
             if end_time is None:
                 raise ValueError("HeatProblem.run needs end_time or times")
             times = time_grid(
-                end_time, edges, first_step=s.first_step, growth=s.step_growth,
+                end_time,
+                edges,
+                first_step=s.first_step,
+                growth=s.step_growth,
                 max_step=s.max_step,
             )
         times = np.asarray(times, dtype=float)

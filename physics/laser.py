@@ -250,24 +250,23 @@ def lasing_heat_scale(
 
 def steady_temperature_lasing(
     intensity: float,
-    thermal_resistance: float,
+    steady_temperature: Callable[[float], float],
     model: ThresholdModel,
-    sink_temperature: float,
     heat_fraction: float,
     slope_efficiency: float,
 ) -> float:
-    """Steady film temperature (K) of a linear device whose heat source follows the lasing state.
+    """Steady film temperature (K) at pump ``intensity`` when the heat follows the lasing state.
 
-    Solves T = T_sink + R I s(T) with s = :func:`lasing_heat_scale` at P_th(T), R the thermal
-    resistance at heat fraction ``heat_fraction`` (K m^2/W). s rises with T, so the right-hand side
-    minus T changes sign once: Brent's method on [T_sink, T_sink + R I].
+    ``steady_temperature(s)`` is the steady film temperature with the pump's heat scaled by s
+    (``T_sink + R I s`` for a linear device, a steady k(T) solve otherwise). The scale s* solves
+    s = :func:`lasing_heat_scale` at P_th(T(s)); g(s) = s - scale(s) is <= 0 at s = 0 and >= 0 at
+    s = 1, so Brent's method on [0, 1] finds it.
     """
 
-    def g(t: float) -> float:
-        s = lasing_heat_scale(intensity, float(model(t)), heat_fraction, slope_efficiency)
-        return sink_temperature + thermal_resistance * intensity * s - t
+    def g(s: float) -> float:
+        t = steady_temperature(s)
+        return s - lasing_heat_scale(intensity, float(model(t)), heat_fraction, slope_efficiency)
 
-    hi = sink_temperature + thermal_resistance * intensity
-    if g(hi) >= 0.0 or slope_efficiency == 0.0:
-        return hi
-    return float(brentq(g, sink_temperature, hi, xtol=1e-10))
+    if slope_efficiency == 0.0 or g(1.0) <= 0.0:
+        return steady_temperature(1.0)
+    return steady_temperature(float(brentq(g, 0.0, 1.0, xtol=1e-12)))

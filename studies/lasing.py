@@ -13,7 +13,15 @@ from mpi4py import MPI
 from geometry.config import device_to_dict
 from geometry.device import Device
 from physics.heat import HeatProblem
-from physics.laser import KW_CM2, cw_exponential, cw_window, lasing_duration, threshold_model
+from physics.laser import (
+    KW_CM2,
+    cw_exponential,
+    cw_window,
+    lasing_duration,
+    lasing_heat_scale,
+    steady_temperature_lasing,
+    threshold_model,
+)
 from studies.output import provenance, write_csv, write_json
 from studies.thermal import heat_materials, heat_mesh, history_columns
 
@@ -26,6 +34,10 @@ def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD
     conductivities the device is linear and the CW window is the closed form of
     :func:`physics.laser.cw_exponential` (exponential threshold) or :func:`cw_window` on
     T_ss(P) = T_sink + R P; with ``heat.nonlinear`` it is :func:`cw_window` on steady k(T) solves.
+    With ``laser.slope_efficiency`` > 0 the heat follows the lasing state (light that leaves as
+    laser emission is not heat): in the transient the source is rescaled after every step from the
+    film's maximum temperature, and the steady states are self-consistent
+    (:func:`physics.laser.steady_temperature_lasing`).
     """
     t0 = time.perf_counter()
     mesh_data = heat_mesh(device, comm)
@@ -36,7 +48,15 @@ def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD
     sink = device.heat.sink_temperature_k
     pulse = device.pump.pulse
     end = pulse if pulse is not None else device.heat.end_time
-    history = problem.run(end)
+    slope = device.laser.slope_efficiency
+    heat_fraction = problem.source.heat_fraction
+
+    def follow_lasing(p: HeatProblem) -> None:
+        threshold = float(model(p.film_max_temperature()))
+        p.source_scale = lasing_heat_scale(intensity, threshold, heat_fraction, slope)
+
+    history = problem.run(end, callback=follow_lasing if slope > 0.0 else None)
+    problem.source_scale = 1.0
     duration = lasing_duration(
         history.times, history.film_max_temperature, intensity, model, pulse=end
     )
@@ -46,14 +66,31 @@ def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD
     nonlinear = device.heat.nonlinear and any(
         m.conductivity_exponent != 0.0 for m in materials.values()
     )
-    if nonlinear:
+    if nonlinear or slope > 0.0:
 
-        def steady_temperature(p: float) -> float:
-            problem.steady(factor=p / intensity)
+        def heated(p: float, scale: float) -> float:
+            if not nonlinear:
+                return sink + resistance * p * scale
+            problem.steady(factor=scale * p / intensity)
             return problem.film_max_temperature()
 
+        def steady_temperature(p: float) -> float:
+            return steady_temperature_lasing(
+                p, lambda scale: heated(p, scale), model, heat_fraction, slope
+            )
+
         cw = cw_window(steady_temperature, model, pump_max=100.0 * model.threshold, samples=60)
-        method = "numerical (steady k(T) solves)"
+        method = (
+            "numerical ("
+            + ", ".join(
+                [
+                    w
+                    for w, on in (("steady k(T) solves", nonlinear), ("laser emission", slope > 0))
+                    if on
+                ]
+            )
+            + ")"
+        )
     elif model.model == "exponential":
         cw = cw_exponential(resistance, model, sink)
         method = "closed form (Lambert W)"
@@ -75,6 +112,7 @@ def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD
         "cw_margin": cw.margin,
         "cw_method": method,
         "threshold_model": model.model,
+        "slope_efficiency": slope,
         "wall_time_s": time.perf_counter() - t0,
     }
     if out is not None:

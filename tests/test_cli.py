@@ -145,3 +145,26 @@ def test_bands_and_modes_json_contract(tmp_path: Path) -> None:
         assert sum(m["confinement"].values()) == pytest.approx(1.0)
     te0 = next(m for m in modes if m["polarisation"] == "TE" and m["order"] == 0)
     assert 1.38 < te0["n_eff"] < 1.97
+
+
+@pytest.mark.serial
+def test_lasing_emission_delays_runaway(tmp_path: Path) -> None:
+    """With part of the pump leaving as laser light the film heats more slowly: it lases longer."""
+    common = ["--set", "heat.mesh=stack", "--set", "pump.heat_fraction=0.1"]
+    plain = json.loads(
+        _cqdlaser("lasing", str(PAPER), "--json", "--out", str(tmp_path / "a"), *common).stdout
+    )
+    emitting = json.loads(
+        _cqdlaser(
+            "lasing",
+            str(PAPER),
+            "--json",
+            "--out",
+            str(tmp_path / "b"),
+            *common,
+            "--set",
+            "laser.slope_efficiency=0.05",
+        ).stdout
+    )
+    assert emitting["lasing_duration_s"] > 1.05 * plain["lasing_duration_s"]
+    assert emitting["slope_efficiency"] == 0.05 and "laser emission" in emitting["cw_method"]

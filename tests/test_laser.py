@@ -100,9 +100,10 @@ def test_emission_lowers_the_heat_while_lasing() -> None:
     # eta_s (I - P_th) leaves as light: 0.05 * 36 / (0.1 * 88) of the heat
     assert lasing_heat_scale(88 * KW_CM2, 52 * KW_CM2, 0.1, 0.05) == pytest.approx(1 - 1.8 / 8.8)
     r = 0.2 / KW_CM2
-    plain = steady_temperature_lasing(80 * KW_CM2, r, model, 295.0, 0.1, 0.0)
+    linear = lambda s: 295.0 + r * 80 * KW_CM2 * s  # noqa: E731
+    plain = steady_temperature_lasing(80 * KW_CM2, linear, model, 0.1, 0.0)
     assert plain == pytest.approx(295.0 + r * 80 * KW_CM2)
-    t = steady_temperature_lasing(80 * KW_CM2, r, model, 295.0, 0.1, 0.05)
+    t = steady_temperature_lasing(80 * KW_CM2, linear, model, 0.1, 0.05)
     # self-consistent: T = T_sink + R I s(T), and cooler than without emission
     s = lasing_heat_scale(80 * KW_CM2, float(model(t)), 0.1, 0.05)
     assert t == pytest.approx(295.0 + r * 80 * KW_CM2 * s, abs=1e-8) and t < plain
