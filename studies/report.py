@@ -184,7 +184,29 @@ def _fig4d(doc: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _cw_feasibility(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    best = doc["summary"]["best_by_substrate_120nm_52"]
+    ranked = sorted(best.items(), key=lambda kv: -kv[1]["margin"])
+    text = "; ".join(
+        f"{name}"
+        + (f" + {d['cladding_nm']:.0f} nm {d['cladding']}" if d["cladding_nm"] else "")
+        + f": margin {d['margin']:.2f}"
+        for name, d in ranked[:4]
+    )
+    return [
+        row(
+            "designs closest to CW at the paper's 52 kW/cm2 threshold (120 nm film)",
+            "Si or Al with a low-index cladding (Discussion)",
+            text,
+            "",
+            "CW needs margin >= 1 (R P_th0/T0 <= 1/e), with the cladding's optical loss "
+            "raising the threshold and its thermal resistance raising R (cw_feasibility.csv)",
+        )
+    ]
+
+
 EXTRACTORS = {
+    "cw_feasibility": _cw_feasibility,
     "calibration": _calibration,
     "fig4b": _fig4b,
     "sensitivity": _sensitivity,
