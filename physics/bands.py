@@ -49,7 +49,6 @@ from typing import Any
 
 from mpi4py import MPI
 from petsc4py import PETSc
-from slepc4py import SLEPc
 
 import numpy as np
 
@@ -61,6 +60,7 @@ from dolfinx.fem.petsc import assemble_matrix
 from geometry.config import apply_overrides, device_from_dict, device_to_dict
 from geometry.device import Device
 from geometry.meshdata import MeshData
+from physics._slepc import solve_eigenproblem
 from physics.modes import Permittivity, stack_modes
 from physics.periodic import periodic_space_from_mesh
 
@@ -161,35 +161,6 @@ def _dg0(mesh_data: MeshData, values: Mapping[str, float]) -> fem.Function:
 
 def _scalar(form: fem.Form, comm: MPI.Comm) -> float:
     return float(comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM))
-
-
-def _eigensolve(
-    A: PETSc.Mat, B: PETSc.Mat, target: float, nev: int, options: dict[str, Any]
-) -> tuple[SLEPc.EPS, dict[str, Any]]:
-    solver = SLEPc.EPS().create(A.getComm())
-    solver.setOperators(A, B)
-    solver.setProblemType(SLEPc.EPS.ProblemType.GHEP)
-    solver.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
-    solver.setOptionsPrefix(OPTIONS_PREFIX)
-    run = {"eps_target": target, "eps_nev": nev, **options}
-    opts = PETSc.Options()
-    for key, value in run.items():
-        opts[f"{OPTIONS_PREFIX}{key}"] = value
-    try:
-        solver.setFromOptions()
-    finally:
-        for key in run:
-            del opts[f"{OPTIONS_PREFIX}{key}"]
-    solver.solve()
-    reason = solver.getConvergedReason()
-    nconv = solver.getConverged()
-    if reason <= 0 or nconv < 1:
-        solver.destroy()
-        raise RuntimeError(
-            f"SLEPc EPS ({OPTIONS_PREFIX}) did not converge: reason {reason}, {nconv} converged "
-            f"eigenpairs; options {run}"
-        )
-    return solver, run
 
 
 def _normalise(uh: fem.Function) -> None:
@@ -298,7 +269,9 @@ def band_edges(
     target = (2.0 * math.pi / wavelength_guess) ** 2
     options = solver_options(petsc_options)
     nev = int(options.pop("eps_nev", 2 * n_bands + 4))
-    solver, run = _eigensolve(A, B, target, nev, options)
+    solver, run = solve_eigenproblem(
+        A, B, prefix=OPTIONS_PREFIX, target=target, nev=nev, options=options
+    )
     t2 = time.perf_counter()
     if info is not None:
         info.update(

@@ -63,7 +63,6 @@ from typing import Any
 
 from mpi4py import MPI
 from petsc4py import PETSc
-from slepc4py import SLEPc
 
 import numpy as np
 
@@ -73,6 +72,7 @@ from dolfinx import fem, la
 from dolfinx.fem.petsc import assemble_matrix
 
 from geometry.meshdata import MeshData
+from physics._slepc import solve_eigenproblem
 
 OPTIONS_PREFIX = "modes_stack_"
 
@@ -282,40 +282,6 @@ def _solver_options(petsc_options: Mapping[str, Any] | None) -> dict[str, Any]:
     return options
 
 
-def _eigensolve(
-    A: PETSc.Mat,
-    B: PETSc.Mat,
-    hermitian: bool,
-    target: float,
-    n_modes: int,
-    options: dict[str, Any],
-) -> tuple[SLEPc.EPS, int]:
-    solver = SLEPc.EPS().create(A.getComm())
-    solver.setOperators(A, B)
-    solver.setProblemType(SLEPc.EPS.ProblemType.GHEP if hermitian else SLEPc.EPS.ProblemType.GNHEP)
-    solver.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
-    solver.setOptionsPrefix(OPTIONS_PREFIX)
-    opts = PETSc.Options()
-    run = {"eps_target": target, "eps_nev": n_modes, **options}
-    for key, value in run.items():
-        opts[f"{OPTIONS_PREFIX}{key}"] = value
-    try:
-        solver.setFromOptions()
-    finally:
-        for key in run:
-            del opts[f"{OPTIONS_PREFIX}{key}"]
-    solver.solve()
-    reason = solver.getConvergedReason()
-    nconv = solver.getConverged()
-    if reason <= 0 or nconv < 1:
-        solver.destroy()
-        raise RuntimeError(
-            f"SLEPc EPS ({OPTIONS_PREFIX}) did not converge: reason {reason}, {nconv} converged "
-            f"eigenpairs; options {run}"
-        )
-    return solver, nconv
-
-
 def stack_modes(
     mesh_data: MeshData,
     permittivity: Mapping[str, Permittivity],
@@ -391,7 +357,16 @@ def stack_modes(
     target = eps_max * (1.0 + 1e-3) + 1e-3
     hermitian = te or all(e[1].real > 0.0 for e in eps_r.values())
     options = _solver_options(petsc_options)
-    solver, nconv = _eigensolve(A, B, hermitian, target, n_modes, options)
+    solver, _ = solve_eigenproblem(
+        A,
+        B,
+        prefix=OPTIONS_PREFIX,
+        target=target,
+        nev=n_modes,
+        options=options,
+        hermitian=hermitian,
+    )
+    nconv = solver.getConverged()
 
     found: list[tuple[float, PETSc.Vec]] = []
     try:

@@ -1,0 +1,54 @@
+"""One shift-and-invert generalised eigensolve with prefixed options, shared by the mode solvers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from petsc4py import PETSc
+from slepc4py import SLEPc
+
+
+def solve_eigenproblem(
+    A: PETSc.Mat,
+    B: PETSc.Mat,
+    *,
+    prefix: str,
+    target: float,
+    nev: int,
+    options: dict[str, Any],
+    hermitian: bool = True,
+) -> tuple[SLEPc.EPS, dict[str, Any]]:
+    """Solve A x = lambda B x for the eigenvalues nearest ``target``.
+
+    The options (``eps_target``, ``eps_nev`` and ``options``) are set under ``prefix`` for this
+    solve only, so command-line options under the same prefix still apply. The caller destroys the
+    returned solver.
+
+    Raises:
+        RuntimeError: SLEPc did not converge or found no eigenpair, with its reason and the options.
+    """
+    solver = SLEPc.EPS().create(A.getComm())
+    solver.setOperators(A, B)
+    kind = SLEPc.EPS.ProblemType
+    solver.setProblemType(kind.GHEP if hermitian else kind.GNHEP)
+    solver.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
+    solver.setOptionsPrefix(prefix)
+    run = {"eps_target": target, "eps_nev": nev, **options}
+    opts = PETSc.Options()
+    for key, value in run.items():
+        opts[f"{prefix}{key}"] = value
+    try:
+        solver.setFromOptions()
+    finally:
+        for key in run:
+            del opts[f"{prefix}{key}"]
+    solver.solve()
+    reason = solver.getConvergedReason()
+    nconv = solver.getConverged()
+    if reason <= 0 or nconv < 1:
+        solver.destroy()
+        raise RuntimeError(
+            f"SLEPc EPS ({prefix}) did not converge: reason {reason}, {nconv} converged "
+            f"eigenpairs; options {run}"
+        )
+    return solver, run
