@@ -116,7 +116,9 @@ def _mesh_cell(model: object, device: Device, layers: tuple[Layer, ...]) -> None
 
     z_bot = layers[0].z_bottom / UNIT
     outer = model.getBoundary(  # type: ignore[attr-defined]
-        model.getEntities(3), combined=True, oriented=False  # type: ignore[attr-defined]
+        model.getEntities(3),
+        combined=True,
+        oriented=False,  # type: ignore[attr-defined]
     )
     sides: dict[str, list[int]] = {
         k: [] for k in ("bottom", "top", "x_min", "x_max", "y_min", "y_max")
@@ -163,8 +165,11 @@ def _mesh_cell(model: object, device: Device, layers: tuple[Layer, ...]) -> None
 
     far = 2.0 * period
     size_boxes = [
-        ((-far, -far, la.z_bottom / UNIT), (far, far, la.z_top / UNIT),
-         la.thickness / UNIT / n_layer[la.name])
+        (
+            (-far, -far, la.z_bottom / UNIT),
+            (far, far, la.z_top / UNIT),
+            la.thickness / UNIT / n_layer[la.name],
+        )
         for la in layers
         if la.name in CORE_LAYERS
     ]

@@ -350,9 +350,7 @@ def build_cross_section(
                     sides["x_min" if x0 < 0 else "x_max"].append(abs(tag))
             for side in ("x_min", "x_max"):
                 sides[side].sort(key=lambda t: model.occ.getCenterOfMass(1, t)[1])
-            model.mesh.setPeriodic(
-                1, sides["x_max"], sides["x_min"], translation(period)
-            )
+            model.mesh.setPeriodic(1, sides["x_max"], sides["x_min"], translation(period))
             for tag in sides["x_min"] + sides["x_max"]:
                 zc = model.occ.getCenterOfMass(1, tag)[1] * UNIT
                 layer = next(la for la in layers if la.z_bottom < zc < la.z_top)
@@ -370,8 +368,11 @@ def build_cross_section(
 
             far = 2.0 * period
             boxes = [
-                ((-far, la.z_bottom / UNIT, -1.0), (far, la.z_top / UNIT, 1.0),
-                 la.thickness / UNIT / n_layer[la.name])
+                (
+                    (-far, la.z_bottom / UNIT, -1.0),
+                    (far, la.z_top / UNIT, 1.0),
+                    la.thickness / UNIT / n_layer[la.name],
+                )
                 for la in layers
                 if la.name in CORE_LAYERS
             ]

@@ -246,9 +246,7 @@ def effective_conductivity(
         chi.x.scatter_forward()
         x.destroy()
         b.destroy()
-        flux = sum(
-            (K * (e + ufl.grad(chi)))[i] * dx(tag) for tag, K in conductivity.items()
-        )
+        flux = sum((K * (e + ufl.grad(chi)))[i] * dx(tag) for tag, K in conductivity.items())
         return float(comm.allreduce(fem.assemble_scalar(fem.form(flux)), op=MPI.SUM)) / volume
 
     in_plane = _pinned_space(V, mesh_data)
@@ -532,7 +530,7 @@ def constriction_correction(
         )
 
     # The layer's CQD, spread uniformly over it (the homogenised device's source).
-    layer_cqd = (fractions.get("pillars", 0.0) * f + fractions.get("grating_fill", 0.0) * (1 - f))
+    layer_cqd = fractions.get("pillars", 0.0) * f + fractions.get("grating_fill", 0.0) * (1 - f)
     homogenised_fractions = {**fractions, "pillars": layer_cqd, "grating_fill": layer_cqd}
 
     def homogenised(k_zz: float) -> StackResponse:

@@ -323,9 +323,7 @@ def heat_fraction(device: Device, materials: Mapping[str, AbsorbingMaterial]) ->
     return absorbed_fraction(device, materials) * (1.0 - plqy * ratio)
 
 
-def source_from_device(
-    device: Device, materials: Mapping[str, AbsorbingMaterial]
-) -> HeatSource:
+def source_from_device(device: Device, materials: Mapping[str, AbsorbingMaterial]) -> HeatSource:
     """The heat source of a device's pump (``[pump]``) in its CQD layers.
 
     Args:
@@ -350,4 +348,3 @@ def source_from_device(
         absorption_coefficient=float(materials["film"].absorption_coefficient),
         waveform=Waveform.from_pump(pump),
     )
-

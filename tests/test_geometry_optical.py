@@ -211,9 +211,11 @@ def test_elements_across_layers(meshes, name):
     x = all_vertices(data)
     edge = np.all(np.isclose(x[:, :-1], -half, rtol=0, atol=1e-9 * half), axis=1)
     z = np.unique(np.round(x[edge, -1] / 1e-15)) * 1e-15
-    layers = optical_layers(device) if name != "cell_heat" else [
-        la for la in layer_stack(device) if la.name == "grating"
-    ]
+    layers = (
+        optical_layers(device)
+        if name != "cell_heat"
+        else [la for la in layer_stack(device) if la.name == "grating"]
+    )
     core = 0.5 * sum(core_extent(device))
     for layer in layers:
         tol = 1e-9 * layer.thickness

@@ -39,8 +39,12 @@ FILM_ON_MGF2 = {
 def film_source(waveform: Waveform = Waveform("cw"), d: float = FILM_D, **kw) -> HeatSource:
     """Q_FILM uniformly in a film [0, d] (heat fraction 1, intensity Q d)."""
     return HeatSource(
-        intensity=Q_FILM * d, heat_fraction=1.0, spot=kw.pop("spot", (30e-6, 50e-6)),
-        cqd_layers=((0.0, d, 1.0),), waveform=waveform, **kw,
+        intensity=Q_FILM * d,
+        heat_fraction=1.0,
+        spot=kw.pop("spot", (30e-6, 50e-6)),
+        cqd_layers=((0.0, d, 1.0),),
+        waveform=waveform,
+        **kw,
     )
 
 
@@ -166,8 +170,11 @@ def test_mms_transient_order(kind, scheme, expected):
         md = unit_mesh(kind, n)
         settings = HeatSettings(scheme=scheme, quadrature_degree=4)
         problem = HeatProblem(
-            md, {"substrate": MATERIAL, "film": MATERIAL}, manufactured_source(kind, True),
-            settings, initial=lambda x: exact_profile_numpy(x, kind),
+            md,
+            {"substrate": MATERIAL, "film": MATERIAL},
+            manufactured_source(kind, True),
+            settings,
+            initial=lambda x: exact_profile_numpy(x, kind),
         )
         history = problem.run(times=np.linspace(0.0, end, n + 1))
         assert history.times[-1] == end
@@ -217,7 +224,10 @@ def test_disk_on_half_space_steady():
     radius, d, k, q = 1.0, 0.02, 1.0, 1.0
     material = ThermalProperties.isotropic(k, 1.0)
     src = HeatSource(
-        intensity=q, heat_fraction=1.0, spot=(2 * radius, 2 * radius), shape="ellipse",
+        intensity=q,
+        heat_fraction=1.0,
+        spot=(2 * radius, 2 * radius),
+        shape="ellipse",
         cqd_layers=((0.0, d, 1.0),),
     )
     centre = []
@@ -237,8 +247,10 @@ def test_disk_on_half_space_steady():
     )
     ratio = (centre[1] - centre[0]) / (centre[2] - centre[1])
     extrapolated = 2 * centre[2] - centre[1]
-    print(f"disk: T_c(L) {centre}, ratio {ratio:.3f}, extrapolated {extrapolated:.6f}, "
-          f"exact {exact:.6f}, qR/k {q * radius / k}")
+    print(
+        f"disk: T_c(L) {centre}, ratio {ratio:.3f}, extrapolated {extrapolated:.6f}, "
+        f"exact {exact:.6f}, qR/k {q * radius / k}"
+    )
     assert 1.8 < ratio < 2.2
     assert centre[2] == pytest.approx(exact, rel=2e-2)
     assert extrapolated == pytest.approx(exact, rel=2e-3)
@@ -273,8 +285,10 @@ def test_two_layer_transient_against_laplace(comm):
         err_top = history.film_max_temperature[i] - 295.0 - top
         err_int = history.interface_temperature[i] - 295.0 - interface
         worst = max(worst, abs(err_top) / top, abs(err_int) / top)
-        print(f"t {t_i:.3e}: top {top:.5f} K (err {err_top:+.2e}), "
-              f"interface {interface:.5f} K (err {err_int:+.2e})")
+        print(
+            f"t {t_i:.3e}: top {top:.5f} K (err {err_top:+.2e}), "
+            f"interface {interface:.5f} K (err {err_int:+.2e})"
+        )
     # Late-time limit Q d^2 / 2 k_f + 2 q sqrt(t / pi) / e_s as a cross-check of the reference.
     late = Q_FILM * FILM_D**2 / (2 * K_FILM) + 2 * Q_FILM * FILM_D * math.sqrt(
         1e-6 / math.pi
@@ -304,9 +318,12 @@ def test_steady_film_on_substrate_with_resistance_and_convection(comm):
     q = Q_FILM * FILM_D
     resistance = 1e-8  # m^2 K / W, ~ 5 nm of film
     src = film_source()
-    rise = steady_thermal_resistance(
-        md, FILM_ON_MGF2, src, HeatSettings(boundary_resistance=resistance)
-    ) * src.intensity
+    rise = (
+        steady_thermal_resistance(
+            md, FILM_ON_MGF2, src, HeatSettings(boundary_resistance=resistance)
+        )
+        * src.intensity
+    )
     expected = Q_FILM * FILM_D**2 / (2 * K_FILM) + q * resistance + q * length / K_SUB
     assert rise == pytest.approx(expected, rel=1e-9)
 
@@ -322,9 +339,7 @@ def test_steady_film_on_substrate_with_resistance_and_convection(comm):
     matrix = np.array([[K_FILM / FILM_D, -(1 + K_FILM * length / (K_SUB * FILM_D))], [h, 1.0]])
     top, down = np.linalg.solve(matrix, [-Q_FILM * FILM_D / 2, Q_FILM * FILM_D])
     assert node_value(problem, "top") == pytest.approx(top, rel=1e-9)
-    assert problem.interface_temperature() - 295.0 == pytest.approx(
-        down * length / K_SUB, rel=1e-9
-    )
+    assert problem.interface_temperature() - 295.0 == pytest.approx(down * length / K_SUB, rel=1e-9)
 
 
 def test_nonlinear_conductivity_kirchhoff(comm):
@@ -335,7 +350,8 @@ def test_nonlinear_conductivity_kirchhoff(comm):
     """
     length, n_exp, k0 = 2e-6, -1.3, 1.0
     device = Device(
-        film=Film(thickness_nm=120), substrate=Substrate(thickness_um=2),
+        film=Film(thickness_nm=120),
+        substrate=Substrate(thickness_um=2),
         mesh=MeshResolution(film_elements=4, scale=0.25, grading=1.01),
     )
     md = build_stack(device, comm, optical=False)
@@ -350,8 +366,10 @@ def test_nonlinear_conductivity_kirchhoff(comm):
     q = Q_FILM * FILM_D
     t_i = 295.0 * (1.0 + (n_exp + 1) * q * length / (295.0 * k0)) ** (1 / (n_exp + 1))
     t_top = t_i + Q_FILM * FILM_D**2 / (2 * K_FILM)
-    print(f"Kirchhoff: T_i {t_i:.4f} (FEM {problem.interface_temperature():.4f}), "
-          f"T_top {t_top:.4f} (FEM {problem.film_max_temperature():.4f})")
+    print(
+        f"Kirchhoff: T_i {t_i:.4f} (FEM {problem.interface_temperature():.4f}), "
+        f"T_top {t_top:.4f} (FEM {problem.film_max_temperature():.4f})"
+    )
     assert t_i - 295.0 > 50.0  # strongly nonlinear: k drops by a fifth
     assert problem.interface_temperature() == pytest.approx(t_i, rel=1e-5)
     assert problem.film_max_temperature() == pytest.approx(t_top, rel=1e-5)
@@ -365,8 +383,12 @@ def test_nonlinear_conductivity_kirchhoff(comm):
 
 def pulse_run(md, scheme: str, top: str, refine: int = 1):
     settings = HeatSettings(
-        scheme=scheme, top=top, heat_transfer_coefficient=1e6, first_step=1e-9 / refine,
-        step_growth=1 + 0.2 / refine, max_step=50e-9 / refine,
+        scheme=scheme,
+        top=top,
+        heat_transfer_coefficient=1e6,
+        first_step=1e-9 / refine,
+        step_growth=1 + 0.2 / refine,
+        max_step=50e-9 / refine,
     )
     src = film_source(Waveform("pulse", 1e-6))
     return HeatProblem(md, FILM_ON_MGF2, src, settings).run(3e-6)
@@ -396,8 +418,9 @@ def test_energy_balance(comm, scheme, top):
     else:
         finer = np.max(np.abs(pulse_run(md, scheme, top, refine=2).balance_error)) / energy
         order = math.log2(defect / finer)
-        print(f"energy balance {scheme} {top}: defect {defect:.2e} -> {finer:.2e}, "
-              f"order {order:.2f}")
+        print(
+            f"energy balance {scheme} {top}: defect {defect:.2e} -> {finer:.2e}, order {order:.2f}"
+        )
         assert defect < 3e-3
         assert order > 1.8
     # The pulse edge is a time level and the steps restart small after it.
@@ -434,8 +457,13 @@ def test_ranks_agree(nonlinear):
     if nonlinear:
         mats["substrate"] = ThermalProperties.isotropic(K_SUB, C_SUB, -1.3)
     settings = HeatSettings(
-        boundary_resistance=2e-9, top="convective", heat_transfer_coefficient=1e5,
-        first_step=2e-9, step_growth=1.3, max_step=0.2e-6, nonlinear=nonlinear,
+        boundary_resistance=2e-9,
+        top="convective",
+        heat_transfer_coefficient=1e5,
+        first_step=2e-9,
+        step_growth=1.3,
+        max_step=0.2e-6,
+        nonlinear=nonlinear,
         direct_max_dofs=10**9 if nonlinear else 0,
         petsc_options={"ksp_rtol": 1e-12},
     )
@@ -473,8 +501,15 @@ def test_solver_failure_names_reason_and_options(comm):
 
 def test_settings_from_device_and_missing_material(comm):
     """[heat] maps onto HeatSettings in SI; a region without a material is named."""
-    device = Device(heat=Heat(first_step_ns=2, max_step_us=5, boundary_resistance_m2k_w=1e-8,
-                              top="convective", heat_transfer_coefficient_w_m2k=10))
+    device = Device(
+        heat=Heat(
+            first_step_ns=2,
+            max_step_us=5,
+            boundary_resistance_m2k_w=1e-8,
+            top="convective",
+            heat_transfer_coefficient_w_m2k=10,
+        )
+    )
     settings = HeatSettings.from_device(device, scheme="backward-euler")
     assert settings.first_step == pytest.approx(2e-9)
     assert settings.max_step == pytest.approx(5e-6)
@@ -549,8 +584,10 @@ def test_preconditioner_reuse_across_steps(comm):
     steps = len(runs["kept"][0].times) - 1
     every, kept, mumps = (runs[n][1] for n in ("every", "kept", "mumps"))
     mean = {n: float(np.mean(runs[n][2])) for n in ("every", "kept")}
-    print(f"{steps} steps; builds: every change {every}, kept {kept}, MUMPS {mumps}; "
-          f"CG iterations a step {mean}")
+    print(
+        f"{steps} steps; builds: every change {every}, kept {kept}, MUMPS {mumps}; "
+        f"CG iterations a step {mean}"
+    )
     reference = runs["every"][0].film_max_temperature - 295.0
     for name in ("kept", "mumps"):
         other = runs[name][0].film_max_temperature - 295.0

@@ -114,8 +114,9 @@ def test_in_plane_converges() -> None:
         data = build_cell(device, comm, optical=False)
         materials = region_materials(device)
         k_xx, _, _ = effective_conductivity(data, materials)
-        reference = rayleigh(_k(materials, "pillars"), _k(materials, "grating_fill"),
-                             pillar_fraction(data))
+        reference = rayleigh(
+            _k(materials, "pillars"), _k(materials, "grating_fill"), pillar_fraction(data)
+        )
         errors.append((k_xx - reference) / reference)
         h.append(data.counts()["cells"] ** (-1.0 / 3.0))
     assert all(e > 0 for e in errors)

@@ -75,7 +75,8 @@ def structured_mesh(
 
     tol = 1e-9 * (z_nodes[-1] - z_nodes[0])
     planes: dict[str, list[tuple[int, float]]] = {
-        "bottom": [(zaxis, z_nodes[0])], "top": [(zaxis, z_nodes[-1])]
+        "bottom": [(zaxis, z_nodes[0])],
+        "top": [(zaxis, z_nodes[-1])],
     }
     if interface is not None:
         planes["interface"] = [(zaxis, interface)]
@@ -91,7 +92,8 @@ def structured_mesh(
     entities, tags, boundaries = [], [], {}
     for tag, (name, where) in enumerate(planes.items(), start=1):
         found = dmesh.locate_entities(
-            msh, fdim,
+            msh,
+            fdim,
             lambda p, where=where: np.any([np.abs(p[a] - c) < tol for a, c in where], axis=0),
         )
         entities.append(found)
@@ -109,15 +111,14 @@ def integral(mesh_data: MeshData, source: HeatSource) -> float:
     """``int Q w dV`` over the mesh (w = 2 pi r on r-z meshes)."""
     x = ufl.SpatialCoordinate(mesh_data.mesh)
     w = 2 * math.pi * x[0] if mesh_data.axisymmetric else 1.0
-    total = sum(
-        q * w * mesh_data.dx(name) for name, q in source.density(mesh_data).items()
-    )
+    total = sum(q * w * mesh_data.dx(name) for name, q in source.density(mesh_data).items())
     local = fem.assemble_scalar(fem.form(total))
     return mesh_data.comm.allreduce(local, op=MPI.SUM)
 
 
-def source(shape: str, absorption: str = "uniform", layers=((0.0, FILM, 1.0),),
-           fractions=None) -> HeatSource:
+def source(
+    shape: str, absorption: str = "uniform", layers=((0.0, FILM, 1.0),), fractions=None
+) -> HeatSource:
     return HeatSource(
         intensity=8.8e8,
         heat_fraction=0.2,
@@ -167,8 +168,11 @@ def test_deposited_power(meshes, kind, shape, absorption):
 
 def test_spot_areas():
     """Rectangle a b; ellipse and Gaussian pi a b / 4; the r-z radius gives the same area."""
-    for shape, area in [("rectangle", 1.5e-9), ("ellipse", math.pi * 1.5e-9 / 4),
-                        ("gaussian", math.pi * 1.5e-9 / 4)]:
+    for shape, area in [
+        ("rectangle", 1.5e-9),
+        ("ellipse", math.pi * 1.5e-9 / 4),
+        ("gaussian", math.pi * 1.5e-9 / 4),
+    ]:
         src = source(shape)
         assert src.spot_area == pytest.approx(area, rel=1e-14)
         assert math.pi * src.spot_radius**2 == pytest.approx(area, rel=1e-14)
@@ -184,8 +188,9 @@ def test_beer_lambert_profile_through_grating():
     layers = ((0.0, h, 1 - f), (h, h + d, 1.0))
     fractions = {"grating": 1 - f, "film": 1.0}
     src = source("rectangle", "beer-lambert", layers, fractions)
-    z = np.concatenate([np.linspace(-1e-6, 0, 5)[:-1], np.linspace(0, h, 14)[:-1],
-                        np.linspace(h, h + d, 7)])
+    z = np.concatenate(
+        [np.linspace(-1e-6, 0, 5)[:-1], np.linspace(0, h, 14)[:-1], np.linspace(h, h + d, 7)]
+    )
     md = structured_mesh(
         comm, "stack", z, [("substrate", -1, 0), ("grating", 0, h), ("film", h, 1)]
     )
@@ -244,7 +249,9 @@ class FilmStub:
 def test_heat_fraction():
     """Given pump.heat_fraction wins; else A (1 - PLQY lambda_p / lambda_e)."""
     device = Device(
-        film=Film(thickness_nm=120), grating=Grating(), pump=Pump(wavelength_nm=442),
+        film=Film(thickness_nm=120),
+        grating=Grating(),
+        pump=Pump(wavelength_nm=442),
         optics=Optics(wavelength_nm=643),
     )
     mats = {"film": FilmStub(4.6e6, 0.5)}
@@ -260,7 +267,9 @@ def test_heat_fraction():
 def test_source_from_device_on_stack_mesh(comm):
     """A device with a grating on its thermal 1D stack: layers, fractions, int Q = eta I."""
     device = Device(
-        film=Film(thickness_nm=60), grating=Grating(), substrate=Substrate(thickness_um=5),
+        film=Film(thickness_nm=60),
+        grating=Grating(),
+        substrate=Substrate(thickness_um=5),
         pump=Pump(heat_fraction=0.3, pulse_ns=400, absorption="beer-lambert"),
     )
     src = source_from_device(device, {"film": FilmStub(4.6e6, 0.5)})

@@ -111,9 +111,11 @@ def test_sensitivity(results: Path) -> None:
     # pump at threshold: doubling it doubles the rise exactly (linear model)
     assert table["threshold", 2.0]["change_rise_percent"] == pytest.approx(100.0, abs=1e-7)
     assert table["threshold", 0.5]["change_rise_percent"] == pytest.approx(-50.0, abs=1e-7)
-    assert table["thickness", 2.0]["change_rise_percent"] > 0 > table["thickness", 0.5][
-        "change_rise_percent"
-    ]
+    assert (
+        table["thickness", 2.0]["change_rise_percent"]
+        > 0
+        > table["thickness", 0.5]["change_rise_percent"]
+    )
     assert table["substrate_k", 2.0]["change_rise_percent"] < 0
     assert -50.0 < table["substrate_k", 2.0]["change_rise_percent"]
     # in C the changes are those of the rise scaled by rise / T_C
