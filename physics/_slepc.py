@@ -8,6 +8,21 @@ from petsc4py import PETSc
 from slepc4py import SLEPc
 
 
+def with_direct_solver(
+    defaults: dict[str, Any], petsc_options: dict[str, Any] | Any | None
+) -> dict[str, Any]:
+    """``defaults`` with the shift-and-invert factorisation on MUMPS (else SuperLU_dist) where
+    PETSc has it, then the user's overrides."""
+    options = dict(defaults)
+    petsc = PETSc.Sys()
+    for package in ("mumps", "superlu_dist"):
+        if petsc.hasExternalPackage(package):
+            options["st_pc_factor_mat_solver_type"] = package
+            break
+    options.update(petsc_options or {})
+    return options
+
+
 def solve_eigenproblem(
     A: PETSc.Mat,
     B: PETSc.Mat,

@@ -60,7 +60,7 @@ from dolfinx.fem.petsc import assemble_matrix
 from geometry.config import apply_overrides, device_from_dict, device_to_dict
 from geometry.device import Device
 from geometry.meshdata import MeshData
-from physics._slepc import solve_eigenproblem
+from physics._slepc import solve_eigenproblem, with_direct_solver
 from physics.modes import Permittivity, stack_modes
 from physics.periodic import periodic_space_from_mesh
 
@@ -114,14 +114,7 @@ class BandEdge:
 
 def solver_options(petsc_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`DEFAULT_BANDS_EPS_OPTIONS` with a direct solver and the user's overrides."""
-    options = dict(DEFAULT_BANDS_EPS_OPTIONS)
-    sys = PETSc.Sys()
-    for package in ("mumps", "superlu_dist"):
-        if sys.hasExternalPackage(package):
-            options["st_pc_factor_mat_solver_type"] = package
-            break
-    options.update(petsc_options or {})
-    return options
+    return with_direct_solver(DEFAULT_BANDS_EPS_OPTIONS, petsc_options)
 
 
 def _region_values(

@@ -72,7 +72,7 @@ from dolfinx import fem, la
 from dolfinx.fem.petsc import assemble_matrix
 
 from geometry.meshdata import MeshData
-from physics._slepc import solve_eigenproblem
+from physics._slepc import solve_eigenproblem, with_direct_solver
 
 OPTIONS_PREFIX = "modes_stack_"
 
@@ -272,14 +272,7 @@ def _outer_regions(mesh_data: MeshData) -> tuple[str, str]:
 
 
 def _solver_options(petsc_options: Mapping[str, Any] | None) -> dict[str, Any]:
-    options = dict(DEFAULT_STACK_EPS_OPTIONS)
-    sys = PETSc.Sys()
-    for package in ("mumps", "superlu_dist"):
-        if sys.hasExternalPackage(package):
-            options["st_pc_factor_mat_solver_type"] = package
-            break
-    options.update(petsc_options or {})
-    return options
+    return with_direct_solver(DEFAULT_STACK_EPS_OPTIONS, petsc_options)
 
 
 def stack_modes(
