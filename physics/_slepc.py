@@ -7,6 +7,8 @@ from typing import Any
 from petsc4py import PETSc
 from slepc4py import SLEPc
 
+from physics._petsc import configure
+
 
 def with_direct_solver(
     defaults: dict[str, Any], petsc_options: dict[str, Any] | Any | None
@@ -36,7 +38,7 @@ def solve_eigenproblem(
     """Solve A x = lambda B x for the eigenvalues nearest ``target``.
 
     The options (``eps_target``, ``eps_nev`` and ``options``) are set under ``prefix`` for this
-    solve only, so command-line options under the same prefix still apply. The caller destroys the
+    solve only; command-line options under the same prefix win. The caller destroys the
     returned solver.
 
     Raises:
@@ -47,16 +49,8 @@ def solve_eigenproblem(
     kind = SLEPc.EPS.ProblemType
     solver.setProblemType(kind.GHEP if hermitian else kind.GNHEP)
     solver.setWhichEigenpairs(SLEPc.EPS.Which.TARGET_MAGNITUDE)
-    solver.setOptionsPrefix(prefix)
     run = {"eps_target": target, "eps_nev": nev, **options}
-    opts = PETSc.Options()
-    for key, value in run.items():
-        opts[f"{prefix}{key}"] = value
-    try:
-        solver.setFromOptions()
-    finally:
-        for key in run:
-            del opts[f"{prefix}{key}"]
+    configure(solver, prefix, run)
     solver.solve()
     reason = solver.getConvergedReason()
     nconv = solver.getConverged()

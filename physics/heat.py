@@ -73,8 +73,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -90,6 +89,7 @@ from dolfinx.fem import petsc as fem_petsc
 
 from geometry.device import Device
 from geometry.meshdata import MeshData
+from physics._petsc import configure, options_set
 from physics.source import HeatSource, source_from_device
 
 logger = logging.getLogger(__name__)
@@ -367,32 +367,6 @@ def _reason_name(enum: Any, reason: int) -> str:
     return names.get(reason, str(reason))
 
 
-@contextmanager
-def _options_set(prefix: str, options: Mapping[str, Any]) -> Iterator[None]:
-    """Put ``options`` under ``prefix`` in the PETSc database for the duration (command-line
-    values win), so that objects created during a set-up (multigrid levels) see them too."""
-    opts = PETSc.Options()
-    placed = []
-    for key, value in options.items():
-        name = f"{prefix}{key}"
-        if opts.hasName(name):
-            continue
-        opts[name] = value
-        placed.append(name)
-    try:
-        yield
-    finally:
-        for name in placed:
-            opts.delValue(name)
-
-
-def _configure(obj: Any, prefix: str, options: Mapping[str, Any]) -> None:
-    """Set ``options`` under ``prefix`` (command-line values win) and apply them to ``obj``."""
-    with _options_set(prefix, options):
-        obj.setOptionsPrefix(prefix)
-        obj.setFromOptions()
-
-
 def _drop_zeros(matrix: PETSc.Mat) -> PETSc.Mat:
     """A copy of an assembled AIJ matrix without its stored zeros (the diagonal is kept)."""
     indptr, columns, values = matrix.getValuesCSR()
@@ -616,7 +590,7 @@ class HeatProblem:
             self._snes = PETSc.SNES().create(self.comm)
             self._snes.setFunction(self._snes_residual, self._b)
             self._snes.setJacobian(self._snes_jacobian, self._J)
-            _configure(self._snes, "heat_snes_", self._options)
+            configure(self._snes, "heat_snes_", self._options)
         else:
             self._options = {**base, **dict(settings.petsc_options)}
             stiff = sum(
@@ -679,7 +653,7 @@ class HeatProblem:
                 self._P_stiffness_diagonal = self._P.getDiagonal()
             self._ksp = PETSc.KSP().create(self.comm)
             self._ksp.setOperators(self._A, self._A if self._P is None else self._P)
-            _configure(self._ksp, "heat_", self._options)
+            configure(self._ksp, "heat_", self._options)
             # Without Krylov iterations (LU) a kept factorisation would give wrong answers.
             self._reuse = self._ksp.getType() != PETSc.KSP.Type.PREONLY
             self._ksp.getPC().setReusePreconditioner(True)
@@ -839,7 +813,7 @@ class HeatProblem:
             x = self._x
             self.u.x.petsc_vec.copy(x)
             try:
-                with _options_set("heat_snes_", self._options):
+                with options_set("heat_snes_", self._options):
                     self._snes.solve(None, x)
             except PETSc.Error as error:
                 self._raise_unconverged("Newton", "heat_snes_", self._snes, error)
@@ -880,7 +854,7 @@ class HeatProblem:
             if rebuild:
                 # The set-up happens in the solve; multigrid levels read their options then.
                 pc.setReusePreconditioner(False)
-                with _options_set("heat_", self._options):
+                with options_set("heat_", self._options):
                     self._ksp.solve(b, self.u.x.petsc_vec)
             else:
                 self._ksp.solve(b, self.u.x.petsc_vec)

@@ -79,6 +79,7 @@ from dolfinx.fem import petsc as fem_petsc
 
 from geometry.device import Device
 from geometry.meshdata import MeshData
+from physics._petsc import configure
 from physics.materials import Material, homogenised_grating, region_materials
 from physics.periodic import PeriodicSpace, periodic_space, periodic_space_from_mesh
 
@@ -103,22 +104,6 @@ PREFIX = "homog_"
 CELL_REGIONS = ("pillars", "grating_fill")
 
 
-def _configure(ksp: PETSc.KSP, options: Mapping[str, Any]) -> None:
-    """Set ``options`` under the prefix (command-line values win) and apply them."""
-    opts = PETSc.Options()
-    placed = []
-    for key, value in options.items():
-        name = f"{PREFIX}{key}"
-        if opts.hasName(name):
-            continue
-        opts[name] = value
-        placed.append(name)
-    ksp.setOptionsPrefix(PREFIX)
-    ksp.setFromOptions()
-    for name in placed:
-        opts.delValue(name)
-
-
 def _solve_reduced(
     space: PeriodicSpace, A: PETSc.Mat, b: PETSc.Vec, options: Mapping[str, Any]
 ) -> PETSc.Vec:
@@ -129,7 +114,7 @@ def _solve_reduced(
     ksp = PETSc.KSP().create(A.getComm())
     try:
         ksp.setOperators(A_r)
-        _configure(ksp, options)
+        configure(ksp, PREFIX, options)
         try:
             ksp.solve(b_r, x_r)
         except PETSc.Error as error:
