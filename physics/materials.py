@@ -30,6 +30,21 @@ from geometry.errors import ConfigError, unknown_name
 T_REF = 295.0
 """Temperature (K) at which the tabulated properties hold."""
 
+CONTRACT_MATERIALS = (
+    "air",
+    "glass",
+    "sio2",
+    "sog",
+    "mgf2",
+    "sapphire",
+    "si",
+    "al",
+    "diamond",
+    "cqd_inorganic",
+    "cqd_organic",
+)
+"""Material names the user-facing contract promises (DESIGN.md); the data file has more."""
+
 PUMP_WAVELENGTH_DATA = 442e-9
 """Wavelength (m) at which ``refractive_index_pump`` is tabulated."""
 
