@@ -392,7 +392,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _petsc_options(extra: Sequence[str]) -> None:
-    bad = [a for a in extra if not a.startswith("-")]
+    """Pass unknown ``-option [value]`` pairs to PETSc; anything else is an error."""
+    bad = [
+        a
+        for i, a in enumerate(extra)
+        if not a.startswith("-") and (i == 0 or not extra[i - 1].startswith("-"))
+    ]
     if bad:
         raise SystemExit(f"cqdlaser: error: unrecognised arguments: {' '.join(bad)}")
     if extra:

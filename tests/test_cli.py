@@ -158,3 +158,20 @@ def test_lasing_emission_delays_runaway(tmp_path: Path) -> None:
     )
     assert emitting["lasing_duration_s"] > 1.05 * plain["lasing_duration_s"]
     assert emitting["slope_efficiency"] == 0.05 and "laser emission" in emitting["cw_method"]
+
+
+@pytest.mark.serial
+def test_petsc_options_with_values_pass_through() -> None:
+    ok = _cqdlaser(
+        "modes",
+        str(PAPER),
+        "--json",
+        "-modes_stack_eps_tol",
+        "1e-9",
+        "-modes_stack_eps_ncv",
+        "24",
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["modes"]
+    bad = _cqdlaser("modes", str(PAPER), "stray", "words")
+    assert bad.returncode != 0 and "unrecognised arguments" in bad.stderr
