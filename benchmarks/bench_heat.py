@@ -42,12 +42,12 @@ def run_one(case: str, overrides: list[str], end_us: float, resolved: bool) -> d
     """One heat run in this (MPI) process: the row of the table (rank 0's view, reduced)."""
     from mpi4py import MPI
 
-    import geometry  # noqa: F401  (orders the DOLFINx imports)
-    from geometry.axisymmetric import build_axisymmetric
-    from geometry.config import load_device
-    from geometry.device_mesh import build_device
-    from physics.heat import HeatProblem
-    from physics.materials import region_materials
+    import cqdlaser.geometry  # noqa: F401  (orders the DOLFINx imports)
+    from cqdlaser.geometry.axisymmetric import build_axisymmetric
+    from cqdlaser.geometry.config import load_device
+    from cqdlaser.geometry.device_mesh import build_device
+    from cqdlaser.physics.heat import HeatProblem
+    from cqdlaser.physics.materials import region_materials
 
     comm = MPI.COMM_WORLD
     kind = "axisymmetric" if case == "axisymmetric" else "device"

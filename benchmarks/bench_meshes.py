@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from geometry.device import Device
+    from cqdlaser.geometry.device import Device
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_CONFIG = ROOT / "studies" / "configs" / "paper_inorganic_mgf2.toml"
@@ -39,7 +39,7 @@ PAPER = {
 
 
 def _device(config: str | None, overrides: list[str]) -> Device:
-    from geometry.config import apply_overrides, device_from_dict, read_config
+    from cqdlaser.geometry.config import apply_overrides, device_from_dict, read_config
 
     path = config or (str(PAPER_CONFIG) if PAPER_CONFIG.is_file() else None)
     data = read_config(path) if path else PAPER
@@ -48,14 +48,14 @@ def _device(config: str | None, overrides: list[str]) -> Device:
 
 def build_one(kind: str, config: str | None, overrides: list[str]) -> dict[str, object]:
     """Build one mesh kind in this process; counts, quality, seconds and peak memory (MiB)."""
-    import geometry  # noqa: F401  (orders the DOLFINx imports)
-    from geometry.builders import build_mesh
+    import cqdlaser.geometry  # noqa: F401  (orders the DOLFINx imports)
+    from cqdlaser.geometry.builders import build_mesh
 
     device = _device(config, overrides)
     extra: dict[str, object] = {}
     start = time.perf_counter()
     if kind == "device-resolved":
-        from geometry import device_mesh
+        from cqdlaser.geometry import device_mesh
 
         nx, ny = device_mesh.patch_pillars(device)
         extra["pillars"] = nx * ny

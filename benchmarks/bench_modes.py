@@ -16,14 +16,14 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-import geometry  # noqa: F401  (orders the DOLFINx imports)
-from geometry.cell import build_cell
-from geometry.config import load_device
-from geometry.cross_section import build_cross_section
-from geometry.stack import build_stack
-from physics.bands import band_edges, bragg_guess
-from physics.modes import stack_modes
-from physics.permittivity import region_permittivity
+import cqdlaser.geometry  # noqa: F401  (orders the DOLFINx imports)
+from cqdlaser.geometry.cell import build_cell
+from cqdlaser.geometry.config import load_device
+from cqdlaser.geometry.cross_section import build_cross_section
+from cqdlaser.geometry.stack import build_stack
+from cqdlaser.physics.bands import band_edges, bragg_guess
+from cqdlaser.physics.modes import stack_modes
+from cqdlaser.physics.permittivity import region_permittivity
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = ROOT / "studies" / "configs" / "paper_inorganic_mgf2.toml"

@@ -1,3 +1,3 @@
 """The device: its description (frozen dataclasses loaded from TOML) and its Gmsh meshes."""
 
-from geometry import _compat  # noqa: F401  (orders the DOLFINx imports)
+from cqdlaser.geometry import _compat  # noqa: F401  (orders the DOLFINx imports)

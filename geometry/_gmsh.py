@@ -15,7 +15,7 @@ import dolfinx
 import dolfinx.graph
 from dolfinx.io import gmsh as gmshio
 
-from geometry.meshdata import MeshData, PeriodicPair
+from cqdlaser.geometry.meshdata import MeshData, PeriodicPair
 
 
 @contextmanager

@@ -28,11 +28,11 @@ from mpi4py import MPI
 
 import numpy as np
 
-from geometry._gmsh import gmsh_model, to_mesh_data
-from geometry.device import Device
-from geometry.layers import Layer, layer_stack, z_levels
-from geometry.meshdata import MeshData
-from geometry.stack import film_element_size
+from cqdlaser.geometry._gmsh import gmsh_model, to_mesh_data
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.layers import Layer, layer_stack, z_levels
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.geometry.stack import film_element_size
 
 _SAMPLES = 20001
 SPOT_SIZE_FACTOR = 4.0

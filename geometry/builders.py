@@ -6,9 +6,9 @@ from pathlib import Path
 
 from mpi4py import MPI
 
-from geometry.device import Device
-from geometry.errors import unknown_name
-from geometry.meshdata import KINDS, MeshData
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.errors import unknown_name
+from cqdlaser.geometry.meshdata import KINDS, MeshData
 
 
 def build_mesh(
@@ -32,27 +32,27 @@ def build_mesh(
         msh_file: Also write the Gmsh mesh to this file.
     """
     if kind == "stack":
-        from geometry.stack import build_stack
+        from cqdlaser.geometry.stack import build_stack
 
         return build_stack(
             device, comm, optical=True if optical is None else optical, msh_file=msh_file
         )
     if kind == "cross-section":
-        from geometry.cross_section import build_cross_section
+        from cqdlaser.geometry.cross_section import build_cross_section
 
         return build_cross_section(device, comm, msh_file=msh_file)
     if kind == "cell":
-        from geometry.cell import build_cell
+        from cqdlaser.geometry.cell import build_cell
 
         return build_cell(
             device, comm, optical=True if optical is None else optical, msh_file=msh_file
         )
     if kind == "device":
-        from geometry.device_mesh import build_device
+        from cqdlaser.geometry.device_mesh import build_device
 
         return build_device(device, comm, resolved=resolved, msh_file=msh_file)
     if kind == "axisymmetric":
-        from geometry.axisymmetric import build_axisymmetric
+        from cqdlaser.geometry.axisymmetric import build_axisymmetric
 
         return build_axisymmetric(device, comm, msh_file=msh_file)
     raise unknown_name("--kind", kind, KINDS)

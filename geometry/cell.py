@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from mpi4py import MPI
 
-from geometry._gmsh import gmsh_model, to_mesh_data
-from geometry.cross_section import (
+from cqdlaser.geometry._gmsh import gmsh_model, to_mesh_data
+from cqdlaser.geometry.cross_section import (
     CORE_LAYERS,
     REGION_ORDER,
     UNIT,
@@ -32,9 +32,9 @@ from geometry.cross_section import (
     set_size_field,
     translation,
 )
-from geometry.device import Device
-from geometry.layers import Layer, layer_stack, z_levels
-from geometry.meshdata import MeshData, PeriodicPair
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.layers import Layer, layer_stack, z_levels
+from cqdlaser.geometry.meshdata import MeshData, PeriodicPair
 
 
 def build_cell(

@@ -14,7 +14,7 @@ from typing import Any
 
 import tomli_w
 
-from geometry.device import (
+from cqdlaser.geometry.device import (
     Cap,
     Cladding,
     Device,
@@ -28,7 +28,7 @@ from geometry.device import (
     Pump,
     Substrate,
 )
-from geometry.errors import ConfigError, nearest, unknown_key
+from cqdlaser.geometry.errors import ConfigError, nearest, unknown_key
 
 SECTIONS: dict[str, type] = {
     "film": Film,

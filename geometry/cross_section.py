@@ -29,12 +29,12 @@ from dataclasses import dataclass
 
 from mpi4py import MPI
 
-from geometry._gmsh import gmsh_model, to_mesh_data
-from geometry.device import Device, Grating
-from geometry.errors import ConfigError
-from geometry.layers import Layer, layer_stack, z_levels
-from geometry.meshdata import MeshData, PeriodicPair
-from geometry.stack import film_element_size, optical_element_size, thin_layer_elements
+from cqdlaser.geometry._gmsh import gmsh_model, to_mesh_data
+from cqdlaser.geometry.device import Device, Grating
+from cqdlaser.geometry.errors import ConfigError
+from cqdlaser.geometry.layers import Layer, layer_stack, z_levels
+from cqdlaser.geometry.meshdata import MeshData, PeriodicPair
+from cqdlaser.geometry.stack import film_element_size, optical_element_size, thin_layer_elements
 
 UNIT = 1e-6
 """Length of one Gmsh model unit (m): the OpenCASCADE models are built in micrometres."""

@@ -15,7 +15,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from geometry.errors import ConfigError
+from cqdlaser.geometry.errors import ConfigError
 
 
 def _num(lo: float, hi: float, *, integer: bool = False, open_lo: bool = False) -> dict[str, Any]:

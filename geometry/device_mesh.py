@@ -51,8 +51,8 @@ from mpi4py import MPI
 
 import numpy as np
 
-from geometry._gmsh import gmsh_model, to_mesh_data
-from geometry.axisymmetric import (
+from cqdlaser.geometry._gmsh import gmsh_model, to_mesh_data
+from cqdlaser.geometry.axisymmetric import (
     SPOT_SIZE_FACTOR,
     edge_element_size,
     extrusion_parts,
@@ -60,11 +60,11 @@ from geometry.axisymmetric import (
     lateral_segments,
     vertical_layers,
 )
-from geometry.device import Device
-from geometry.errors import ConfigError
-from geometry.layers import Layer, z_levels
-from geometry.meshdata import MeshData
-from geometry.stack import film_element_size
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.errors import ConfigError
+from cqdlaser.geometry.layers import Layer, z_levels
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.geometry.stack import film_element_size
 
 PATCH_MARGIN_PERIODS = 3
 """Default margin of resolved pillars around the spot, in lattice periods."""

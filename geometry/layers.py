@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from geometry.device import Device
+from cqdlaser.geometry.device import Device
 
 
 @dataclass(frozen=True)

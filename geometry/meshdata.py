@@ -34,7 +34,7 @@ import ufl
 from dolfinx import fem
 from dolfinx.io import XDMFFile
 
-from geometry.errors import unknown_name
+from cqdlaser.geometry.errors import unknown_name
 
 KINDS = ("stack", "cross-section", "cell", "device", "axisymmetric")
 

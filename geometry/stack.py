@@ -12,10 +12,10 @@ import math
 
 from mpi4py import MPI
 
-from geometry._gmsh import gmsh_model, to_mesh_data
-from geometry.device import Device
-from geometry.layers import Layer, layer_stack, z_levels
-from geometry.meshdata import MeshData
+from cqdlaser.geometry._gmsh import gmsh_model, to_mesh_data
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.layers import Layer, layer_stack, z_levels
+from cqdlaser.geometry.meshdata import MeshData
 
 
 def thin_layer_elements(device: Device, thickness: float, size: float) -> int:

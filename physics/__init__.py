@@ -1,3 +1,3 @@
 """Equations and solvers on the device meshes: materials, heat, modes, laser."""
 
-from geometry import _compat  # noqa: F401  (orders the DOLFINx imports)
+from cqdlaser.geometry import _compat  # noqa: F401  (orders the DOLFINx imports)

@@ -7,7 +7,7 @@ from typing import Any
 from petsc4py import PETSc
 from slepc4py import SLEPc
 
-from physics._petsc import configure
+from cqdlaser.physics._petsc import configure
 
 
 def with_direct_solver(

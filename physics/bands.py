@@ -57,12 +57,12 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem.petsc import assemble_matrix
 
-from geometry.config import apply_overrides, device_from_dict, device_to_dict
-from geometry.device import Device
-from geometry.meshdata import MeshData
-from physics._slepc import solve_eigenproblem, with_direct_solver
-from physics.modes import Permittivity, stack_modes
-from physics.periodic import periodic_space_from_mesh
+from cqdlaser.geometry.config import apply_overrides, device_from_dict, device_to_dict
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
+from cqdlaser.physics.modes import Permittivity, stack_modes
+from cqdlaser.physics.periodic import periodic_space_from_mesh
 
 OPTIONS_PREFIX = "bands_"
 
@@ -396,8 +396,8 @@ def bragg_guess(
         ValueError: No grating, or no guided mode.
         RuntimeError: The iteration did not converge.
     """
-    from geometry.stack import build_stack
-    from physics.permittivity import region_permittivity
+    from cqdlaser.geometry.stack import build_stack
+    from cqdlaser.physics.permittivity import region_permittivity
 
     if device.grating is None:
         raise ValueError("bragg_guess needs a device with a [grating]")
@@ -530,9 +530,9 @@ def band_edge_sensitivity(
     Returns:
         The baseline row first, then one row per parameter.
     """
-    from geometry.cell import build_cell
-    from geometry.cross_section import build_cross_section
-    from physics.permittivity import region_permittivity
+    from cqdlaser.geometry.cell import build_cell
+    from cqdlaser.geometry.cross_section import build_cross_section
+    from cqdlaser.physics.permittivity import region_permittivity
 
     builders = {"cross-section": build_cross_section, "cell": build_cell}
     if kind not in builders:

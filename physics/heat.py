@@ -87,10 +87,10 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fem_petsc
 
-from geometry.device import Device
-from geometry.meshdata import MeshData
-from physics._petsc import configure, options_set
-from physics.source import HeatSource, source_from_device
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.physics._petsc import configure, options_set
+from cqdlaser.physics.source import HeatSource, source_from_device
 
 logger = logging.getLogger(__name__)
 
@@ -698,7 +698,7 @@ class HeatProblem:
             overrides: ``HeatSettings`` fields to override.
         """
         if materials is None:
-            from physics.materials import region_materials
+            from cqdlaser.physics.materials import region_materials
 
             materials = region_materials(device)
         return cls(

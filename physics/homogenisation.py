@@ -77,11 +77,11 @@ import ufl
 from dolfinx import fem, la
 from dolfinx.fem import petsc as fem_petsc
 
-from geometry.device import Device
-from geometry.meshdata import MeshData
-from physics._petsc import configure
-from physics.materials import Material, homogenised_grating, region_materials
-from physics.periodic import PeriodicSpace, periodic_space, periodic_space_from_mesh
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.physics._petsc import configure
+from cqdlaser.physics.materials import Material, homogenised_grating, region_materials
+from cqdlaser.physics.periodic import PeriodicSpace, periodic_space, periodic_space_from_mesh
 
 DEFAULT_HOMOG_OPTIONS: dict[str, Any] = {
     "ksp_type": "preonly",
@@ -273,7 +273,7 @@ def homogenised_material(
     if materials is None:
         materials = region_materials(device)
     if mesh_data is None:
-        from geometry.cell import build_cell
+        from cqdlaser.geometry.cell import build_cell
 
         mesh_data = build_cell(device, comm, optical=False)
     k = effective_conductivity(

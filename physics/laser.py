@@ -34,7 +34,7 @@ import numpy.typing as npt
 from scipy.optimize import brentq
 from scipy.special import lambertw
 
-from geometry.device import Device
+from cqdlaser.geometry.device import Device
 
 BOLTZMANN_EV = 8.617333262e-5
 """Boltzmann constant (eV/K)."""

@@ -24,8 +24,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from geometry.device import Device, MaterialOverride
-from geometry.errors import ConfigError, unknown_name
+from cqdlaser.geometry.device import Device, MaterialOverride
+from cqdlaser.geometry.errors import ConfigError, unknown_name
 
 T_REF = 295.0
 """Temperature (K) at which the tabulated properties hold."""
@@ -117,7 +117,7 @@ def _complex(value: Any) -> complex:
 
 @cache
 def _data() -> dict[str, dict[str, Any]]:
-    text = resources.files("physics").joinpath("materials.toml").read_text()
+    text = resources.files("cqdlaser.physics").joinpath("materials.toml").read_text()
     return tomllib.loads(text)
 
 

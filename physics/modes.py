@@ -71,8 +71,8 @@ import ufl
 from dolfinx import fem, la
 from dolfinx.fem.petsc import assemble_matrix
 
-from geometry.meshdata import MeshData
-from physics._slepc import solve_eigenproblem, with_direct_solver
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
 
 OPTIONS_PREFIX = "modes_stack_"
 

@@ -16,9 +16,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from geometry.device import Device
-from geometry.layers import layer_stack
-from physics.permittivity import region_permittivity
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.layers import layer_stack
+from cqdlaser.physics.permittivity import region_permittivity
 
 
 def te_dispersion(

@@ -36,7 +36,7 @@ from scipy.spatial import cKDTree
 import dolfinx
 from dolfinx import fem, la
 
-from geometry.meshdata import MeshData
+from cqdlaser.geometry.meshdata import MeshData
 
 RELATIVE_TOLERANCE = 1e-6
 """Default matching tolerance, relative to the diagonal of the mesh's bounding box."""

@@ -8,9 +8,9 @@ eps = (n + i kappa)^2 at the emission wavelength.
 
 from __future__ import annotations
 
-from geometry.device import Device
-from physics.materials import Material, region_materials
-from physics.modes import Permittivity, grating_permittivity
+from cqdlaser.geometry.device import Device
+from cqdlaser.physics.materials import Material, region_materials
+from cqdlaser.physics.modes import Permittivity, grating_permittivity
 
 
 def region_permittivity(

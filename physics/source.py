@@ -39,9 +39,9 @@ from typing import Any, Protocol
 
 import ufl
 
-from geometry.device import Device, Pump
-from geometry.layers import gain_thickness, layer_stack
-from geometry.meshdata import MeshData
+from cqdlaser.geometry.device import Device, Pump
+from cqdlaser.geometry.layers import gain_thickness, layer_stack
+from cqdlaser.geometry.meshdata import MeshData
 
 WAVEFORMS = ("pulse", "train", "cw")
 SHAPES = ("rectangle", "ellipse", "gaussian")

@@ -1,3 +1,3 @@
 """Experiments that combine geometry and physics, result writing, figures and the CLI."""
 
-from geometry import _compat  # noqa: F401  (orders the DOLFINx imports)
+from cqdlaser.geometry import _compat  # noqa: F401  (orders the DOLFINx imports)

@@ -1,5 +1,5 @@
-"""``python -m studies ...`` is ``cqdlaser ...``."""
+"""``python -m cqdlaser.studies ...`` is ``cqdlaser ...``."""
 
-from studies.cli import main
+from cqdlaser.studies.cli import main
 
 raise SystemExit(main())

@@ -18,14 +18,14 @@ from mpi4py import MPI
 import numpy as np
 from scipy.optimize import brentq
 
-from geometry.builders import build_mesh
-from geometry.device import Device
-from physics.bands import band_edge_sensitivity, band_edges, bragg_guess, device_with
-from physics.permittivity import region_permittivity
-from studies.common import matplotlib_backend, paper_device, save_figure
-from studies.output import provenance, write_csv, write_json
-from studies.report import row
-from studies.sweep import sweep
+from cqdlaser.geometry.builders import build_mesh
+from cqdlaser.geometry.device import Device
+from cqdlaser.physics.bands import band_edge_sensitivity, band_edges, bragg_guess, device_with
+from cqdlaser.physics.permittivity import region_permittivity
+from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.report import row
+from cqdlaser.studies.sweep import sweep
 
 CONFIG = "paper_inorganic_mgf2"
 TARGET_NM = 643.0

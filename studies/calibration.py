@@ -39,15 +39,15 @@ from mpi4py import MPI
 import numpy as np
 from scipy.optimize import brentq
 
-from geometry.device import Device
-from physics.heat import HeatProblem, time_grid
-from physics.laser import KW_CM2, lasing_duration, threshold_model
-from physics.materials import region_materials
-from physics.source import absorbed_fraction, heat_fraction
-from studies.common import matplotlib_backend, paper_device, save_figure
-from studies.output import provenance, write_csv, write_json
-from studies.sweep import sweep
-from studies.thermal import heat_mesh
+from cqdlaser.geometry.device import Device
+from cqdlaser.physics.heat import HeatProblem, time_grid
+from cqdlaser.physics.laser import KW_CM2, lasing_duration, threshold_model
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.physics.source import absorbed_fraction, heat_fraction
+from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.sweep import sweep
+from cqdlaser.studies.thermal import heat_mesh
 
 LASER = "paper_inorganic_mgf2"
 ORGANIC = "paper_organic_mgf2"

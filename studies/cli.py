@@ -1,4 +1,4 @@
-"""The ``cqdlaser`` command line (also ``python -m studies``).
+"""The ``cqdlaser`` command line (also ``python -m cqdlaser``).
 
 Every command takes ``--out DIR`` and ``--json`` (one JSON document on stdout and nothing else);
 config-taking commands take ``--set section.key=value`` (repeatable). Arguments the parser does
@@ -19,8 +19,8 @@ from typing import Any
 
 from mpi4py import MPI
 
-from geometry.errors import ConfigError
-from studies.output import provenance, setup_logging, to_json, write_csv, write_json
+from cqdlaser.geometry.errors import ConfigError
+from cqdlaser.studies.output import provenance, setup_logging, to_json, write_csv, write_json
 
 logger = logging.getLogger("cqdlaser")
 
@@ -28,8 +28,8 @@ Command = Callable[[argparse.Namespace], dict[str, Any]]
 
 
 def _load(args: argparse.Namespace):
-    from geometry.config import load_device
-    from physics.materials import validate_materials
+    from cqdlaser.geometry.config import load_device
+    from cqdlaser.physics.materials import validate_materials
 
     device = load_device(args.config, args.set or [])
     validate_materials(device)
@@ -38,7 +38,7 @@ def _load(args: argparse.Namespace):
 
 def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
     """Versions of the stack and tiny solves that prove it works."""
-    from studies.doctor import run_doctor
+    from cqdlaser.studies.doctor import run_doctor
 
     result = run_doctor(MPI.COMM_WORLD)
     for name, value in result["versions"].items():
@@ -59,7 +59,7 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_materials(args: argparse.Namespace) -> dict[str, Any]:
     """The materials table with sources."""
-    from physics.materials import materials_table
+    from cqdlaser.physics.materials import materials_table
 
     rows = materials_table()
     logger.info(
@@ -100,9 +100,9 @@ def _nk(v: list[float]) -> str:
 
 def cmd_mesh(args: argparse.Namespace) -> dict[str, Any]:
     """Build, summarise and write one mesh kind."""
-    from geometry.builders import build_mesh
-    from geometry.config import device_to_dict
-    from geometry.meshdata import write_mesh
+    from cqdlaser.geometry.builders import build_mesh
+    from cqdlaser.geometry.config import device_to_dict
+    from cqdlaser.geometry.meshdata import write_mesh
 
     t0 = time.perf_counter()
     device = _load(args)
@@ -144,8 +144,8 @@ def cmd_mesh(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
     """Guided TE and TM modes of the layer stack."""
-    from geometry.config import device_to_dict
-    from studies.optics import stack_mode_table
+    from cqdlaser.geometry.config import device_to_dict
+    from cqdlaser.studies.optics import stack_mode_table
 
     t0 = time.perf_counter()
     device = _load(args)
@@ -187,7 +187,7 @@ def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_heat(args: argparse.Namespace) -> dict[str, Any]:
     """Film temperature vs time under the pump (or the CW steady state)."""
-    from studies.thermal import run_heat
+    from cqdlaser.studies.thermal import run_heat
 
     device = _load(args)
     out = Path(args.out or "results/heat")
@@ -227,7 +227,7 @@ def cmd_heat(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
     """The laser under its pump: lasing duration, thermal resistance, CW feasibility."""
-    from studies.lasing import run_lasing
+    from cqdlaser.studies.lasing import run_lasing
 
     device = _load(args)
     out = Path(args.out or "results/lasing")
@@ -260,8 +260,8 @@ def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_bands(args: argparse.Namespace) -> dict[str, Any]:
     """DFB band-edge modes at the Gamma point, nearest the Bragg estimate."""
-    from geometry.config import device_to_dict
-    from studies.optics import band_edge_table
+    from cqdlaser.geometry.config import device_to_dict
+    from cqdlaser.studies.optics import band_edge_table
 
     t0 = time.perf_counter()
     device = _load(args)
@@ -300,7 +300,7 @@ def cmd_bands(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     """The studies that ``cqdlaser run`` knows."""
-    from studies.registry import PAPER, STUDIES, describe
+    from cqdlaser.studies.registry import PAPER, STUDIES, describe
 
     studies = {name: describe(name) for name in STUDIES}
     for name, doc in studies.items():
@@ -311,8 +311,8 @@ def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     """Run studies by name (``paper``: the paper's figures and numbers)."""
-    from geometry.errors import unknown_name
-    from studies.registry import STUDIES, run_studies
+    from cqdlaser.geometry.errors import unknown_name
+    from cqdlaser.studies.registry import STUDIES, run_studies
 
     for name in args.study:
         if name not in STUDIES and name != "paper":

@@ -10,8 +10,8 @@ from typing import Any, TypeVar
 
 from mpi4py import MPI
 
-from geometry.config import load_device
-from geometry.device import Device
+from cqdlaser.geometry.config import load_device
+from cqdlaser.geometry.device import Device
 
 CONFIGS = Path(__file__).parent / "configs"
 T = TypeVar("T")

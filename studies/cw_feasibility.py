@@ -52,17 +52,17 @@ from mpi4py import MPI
 
 import numpy as np
 
-from geometry.device import Device
-from physics.heat import HeatProblem
-from physics.laser import KW_CM2, ThresholdModel, cw_exponential
-from physics.materials import region_materials
-from physics.multilayer import leaky_te_index
-from studies.common import matplotlib_backend, paper_device, save_figure
-from studies.lasing_duration import study_heat_fraction
-from studies.optics import stack_mode_table
-from studies.output import logger, provenance, write_csv, write_json
-from studies.sweep import sweep
-from studies.thermal import heat_mesh
+from cqdlaser.geometry.device import Device
+from cqdlaser.physics.heat import HeatProblem
+from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_exponential
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.physics.multilayer import leaky_te_index
+from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
+from cqdlaser.studies.lasing_duration import study_heat_fraction
+from cqdlaser.studies.optics import stack_mode_table
+from cqdlaser.studies.output import logger, provenance, write_csv, write_json
+from cqdlaser.studies.sweep import sweep
+from cqdlaser.studies.thermal import heat_mesh
 
 BASE_CONFIG = "paper_inorganic_mgf2"
 SUBSTRATES = ("glass", "mgf2", "sapphire", "si", "al", "diamond", "sic")

@@ -32,19 +32,19 @@ from mpi4py import MPI
 import numpy as np
 from scipy.optimize import brentq
 
-from physics.heat import HeatProblem, time_grid
-from physics.materials import region_materials
-from studies.calibration import (
+from cqdlaser.physics.heat import HeatProblem, time_grid
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.studies.calibration import (
     LASER,
     calibrated_heat_fraction,
     default_calibration_path,
     read_rows,
     thermal_device,
 )
-from studies.common import matplotlib_backend, save_figure
-from studies.output import provenance, write_csv, write_json
-from studies.sweep import sweep
-from studies.thermal import heat_mesh
+from cqdlaser.studies.common import matplotlib_backend, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.sweep import sweep
+from cqdlaser.studies.thermal import heat_mesh
 
 PAPER_NS = 70.0
 END_S = 0.5e-6

@@ -19,8 +19,8 @@ import numpy as np
 
 
 def _check_gmsh(comm: MPI.Comm) -> str:
-    from geometry.config import load_device
-    from geometry.stack import build_stack
+    from cqdlaser.geometry.config import load_device
+    from cqdlaser.geometry.stack import build_stack
 
     data = build_stack(load_device(None, ["mesh.scale=4"]), comm, optical=True)
     length = sum(data.region_measures().values())
@@ -118,7 +118,7 @@ CHECKS: dict[str, Callable[[MPI.Comm], str]] = {
 
 def run_doctor(comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
     """Versions and check results; ``ok`` is False if any check failed."""
-    from studies.output import versions
+    from cqdlaser.studies.output import versions
 
     result: dict[str, Any] = {"versions": versions(), "mpi_size": comm.size, "checks": {}}
     for name, check in CHECKS.items():

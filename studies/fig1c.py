@@ -15,13 +15,13 @@ from mpi4py import MPI
 
 import numpy as np
 
-from geometry.stack import build_stack
-from physics.materials import region_materials
-from physics.modes import stack_modes
-from physics.permittivity import region_permittivity
-from studies.common import matplotlib_backend, paper_device, progress, save_figure
-from studies.output import provenance, write_csv, write_json
-from studies.report import row as validation_row
+from cqdlaser.geometry.stack import build_stack
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.physics.modes import stack_modes
+from cqdlaser.physics.permittivity import region_permittivity
+from cqdlaser.studies.common import matplotlib_backend, paper_device, progress, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.report import row as validation_row
 
 FILMS = {"inorganic": "ase_inorganic_glass", "organic": "ase_organic_glass"}
 WAVELENGTH_NM = 630.0  # where the paper measured the films' indices

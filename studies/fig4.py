@@ -29,8 +29,8 @@ from mpi4py import MPI
 
 import numpy as np
 
-from physics.laser import KW_CM2, cw_exponential, threshold_model
-from studies.calibration import (
+from cqdlaser.physics.laser import KW_CM2, cw_exponential, threshold_model
+from cqdlaser.studies.calibration import (
     BASELINE,
     CELSIUS,
     LASER,
@@ -41,9 +41,9 @@ from studies.calibration import (
     read_rows,
     thermal_device,
 )
-from studies.common import matplotlib_backend, save_figure
-from studies.output import provenance, write_csv, write_json
-from studies.sweep import sweep
+from cqdlaser.studies.common import matplotlib_backend, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.sweep import sweep
 
 END_S = 5e-6
 QUICK_END_S = 2.5e-6

@@ -52,22 +52,22 @@ from mpi4py import MPI
 
 import numpy as np
 
-from geometry.cell import build_cell
-from geometry.config import device_to_dict
-from geometry.cross_section import circle_segments
-from geometry.device import Device
-from geometry.device_mesh import build_device, pillar_segments
-from physics.heat import HeatProblem, time_grid
-from physics.homogenisation import (
+from cqdlaser.geometry.cell import build_cell
+from cqdlaser.geometry.config import device_to_dict
+from cqdlaser.geometry.cross_section import circle_segments
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.device_mesh import build_device, pillar_segments
+from cqdlaser.physics.heat import HeatProblem, time_grid
+from cqdlaser.physics.homogenisation import (
     ConstrictionCorrection,
     constriction_correction,
     corrected_material,
     homogenised_material,
 )
-from physics.materials import Material, region_materials
-from physics.source import source_from_device
-from studies.common import matplotlib_backend, paper_device, save_figure
-from studies.output import provenance, write_csv, write_json
+from cqdlaser.physics.materials import Material, region_materials
+from cqdlaser.physics.source import source_from_device
+from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
 
 CONFIG = "paper_inorganic_mgf2"
 FULL = {

@@ -10,10 +10,10 @@ from typing import Any
 
 from mpi4py import MPI
 
-from geometry.config import device_to_dict
-from geometry.device import Device
-from physics.heat import HeatProblem
-from physics.laser import (
+from cqdlaser.geometry.config import device_to_dict
+from cqdlaser.geometry.device import Device
+from cqdlaser.physics.heat import HeatProblem
+from cqdlaser.physics.laser import (
     KW_CM2,
     cw_exponential,
     cw_window,
@@ -22,8 +22,8 @@ from physics.laser import (
     steady_temperature_lasing,
     threshold_model,
 )
-from studies.output import provenance, write_csv, write_json
-from studies.thermal import heat_materials, heat_mesh, history_columns
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.thermal import heat_materials, heat_mesh, history_columns
 
 
 def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:

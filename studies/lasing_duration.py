@@ -34,20 +34,20 @@ from mpi4py import MPI
 
 import numpy as np
 
-from geometry.device import Device
-from physics.heat import HeatProblem
-from physics.laser import (
+from cqdlaser.geometry.device import Device
+from cqdlaser.physics.heat import HeatProblem
+from cqdlaser.physics.laser import (
     KW_CM2,
     ThresholdModel,
     cw_exponential,
     lasing_duration,
     threshold_model,
 )
-from physics.materials import region_materials
-from studies.common import matplotlib_backend, paper_device, save_figure
-from studies.output import logger, provenance, write_csv, write_json
-from studies.sweep import sweep
-from studies.thermal import heat_mesh
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
+from cqdlaser.studies.output import logger, provenance, write_csv, write_json
+from cqdlaser.studies.sweep import sweep
+from cqdlaser.studies.thermal import heat_mesh
 
 DEFAULT_HEAT_FRACTION = 0.10
 """Fraction of the incident pump that becomes heat in the film when no calibration is available
@@ -80,10 +80,10 @@ def study_heat_fraction(quick: bool, comm: MPI.Comm = MPI.COMM_WORLD) -> tuple[f
     :data:`DEFAULT_HEAT_FRACTION` while that module does not exist.
     """
     try:
-        from studies.calibration import calibrated_heat_fraction  # type: ignore[import-not-found]
+        from cqdlaser.studies.calibration import calibrated_heat_fraction  # type: ignore[import-not-found]
     except ImportError:
         return DEFAULT_HEAT_FRACTION, "default (studies.calibration not available)"
-    return float(calibrated_heat_fraction(quick, comm)), "studies.calibration"
+    return float(calibrated_heat_fraction(quick, comm)), "cqdlaser.studies.calibration"
 
 
 @dataclass(frozen=True)

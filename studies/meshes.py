@@ -8,10 +8,10 @@ from typing import Any
 
 from mpi4py import MPI
 
-from geometry.builders import build_mesh
-from geometry.meshdata import KINDS
-from studies.common import config_path, paper_device
-from studies.output import provenance, write_csv, write_json
+from cqdlaser.geometry.builders import build_mesh
+from cqdlaser.geometry.meshdata import KINDS
+from cqdlaser.studies.common import config_path, paper_device
+from cqdlaser.studies.output import provenance, write_csv, write_json
 
 CONFIG = "paper_inorganic_mgf2"
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from mpi4py import MPI
 
-from geometry.device import Device
-from geometry.stack import build_stack
-from physics.materials import region_materials
-from physics.modes import stack_modes, thermo_optic_shift
-from physics.permittivity import region_dn_dt, region_permittivity
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.stack import build_stack
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.physics.modes import stack_modes, thermo_optic_shift
+from cqdlaser.physics.permittivity import region_dn_dt, region_permittivity
 
 GAIN_REGIONS = ("film", "grating_fill", "grating")
 
@@ -76,8 +76,8 @@ def band_edge_table(
         n_bands: Number of band edges.
         out: Write the fields (``band_edges.bp``) there.
     """
-    from geometry.builders import build_mesh
-    from physics.bands import (
+    from cqdlaser.geometry.builders import build_mesh
+    from cqdlaser.physics.bands import (
         band_edge_thermal_shift,
         band_edges,
         bragg_guess,

@@ -25,6 +25,8 @@ from mpi4py import MPI
 
 import numpy as np
 
+from cqdlaser._version import __version__
+
 logger = logging.getLogger("cqdlaser")
 
 
@@ -131,21 +133,15 @@ def git_revision() -> str | None:
 
 def versions() -> dict[str, str]:
     """Versions of cqdlaser and its stack (collective-free; cheap)."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from petsc4py import PETSc
 
     import gmsh
 
     import dolfinx
 
-    try:
-        cqd = version("cqdlaser")
-    except PackageNotFoundError:
-        cqd = "unknown"
     petsc = ".".join(str(v) for v in PETSc.Sys.getVersion())
     out = {
-        "cqdlaser": cqd,
+        "cqdlaser": __version__,
         "python": platform.python_version(),
         "dolfinx": dolfinx.__version__,
         "petsc": petsc,

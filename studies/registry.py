@@ -13,18 +13,18 @@ from mpi4py import MPI
 Study = Callable[..., dict[str, Any]]
 
 STUDIES: dict[str, str] = {
-    "meshes": "studies.meshes",
-    "fig1c": "studies.fig1c",
-    "bragg": "studies.bragg",
-    "calibration": "studies.calibration",
-    "fig4b": "studies.fig4:fig4b",
-    "fig4c": "studies.fig4:fig4c",
-    "fig4d": "studies.fig4:fig4d",
-    "sensitivity": "studies.sensitivity",
-    "diffusion_time": "studies.diffusion_time",
-    "lasing_duration": "studies.lasing_duration",
-    "cw_feasibility": "studies.cw_feasibility",
-    "homogenisation": "studies.homogenisation",
+    "meshes": "cqdlaser.studies.meshes",
+    "fig1c": "cqdlaser.studies.fig1c",
+    "bragg": "cqdlaser.studies.bragg",
+    "calibration": "cqdlaser.studies.calibration",
+    "fig4b": "cqdlaser.studies.fig4:fig4b",
+    "fig4c": "cqdlaser.studies.fig4:fig4c",
+    "fig4d": "cqdlaser.studies.fig4:fig4d",
+    "sensitivity": "cqdlaser.studies.sensitivity",
+    "diffusion_time": "cqdlaser.studies.diffusion_time",
+    "lasing_duration": "cqdlaser.studies.lasing_duration",
+    "cw_feasibility": "cqdlaser.studies.cw_feasibility",
+    "homogenisation": "cqdlaser.studies.homogenisation",
 }
 """Study name -> module holding its ``run``."""
 
@@ -67,7 +67,7 @@ def run_studies(
         results[name] = study(name)(out / name, quick=quick, comm=comm)
         comm.barrier()  # rank 0 writes: its files are complete before anyone goes on
     if "paper" in names:
-        from studies.report import write_report
+        from cqdlaser.studies.report import write_report
 
         report = write_report(out, out / "validation.md", quick=quick, comm=comm)
         results["report"] = str(report)

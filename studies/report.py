@@ -15,7 +15,7 @@ from typing import Any
 
 from mpi4py import MPI
 
-from studies.output import atomic_write_text
+from cqdlaser.studies.output import atomic_write_text
 
 EXPLAIN_ABOVE = 0.10
 

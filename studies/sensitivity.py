@@ -29,8 +29,8 @@ from mpi4py import MPI
 
 import numpy as np
 
-from physics.materials import region_materials
-from studies.calibration import (
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.studies.calibration import (
     BASELINE,
     CELSIUS,
     LASER,
@@ -40,9 +40,9 @@ from studies.calibration import (
     read_rows,
     thermal_device,
 )
-from studies.common import matplotlib_backend, save_figure
-from studies.output import provenance, write_csv, write_json
-from studies.sweep import sweep
+from cqdlaser.studies.common import matplotlib_backend, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.sweep import sweep
 
 BASE_INTENSITY_KW_CM2 = 50.0
 BASE_THICKNESS_NM = 120.0

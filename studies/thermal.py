@@ -13,13 +13,13 @@ from mpi4py import MPI
 
 import numpy as np
 
-from geometry.config import device_to_dict
-from geometry.device import Device
-from geometry.meshdata import MeshData
-from physics.heat import HeatHistory, HeatProblem, time_grid
-from physics.materials import Material, region_materials
-from physics.source import source_from_device
-from studies.output import provenance, write_csv, write_json
+from cqdlaser.geometry.config import device_to_dict
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.physics.heat import HeatHistory, HeatProblem, time_grid
+from cqdlaser.physics.materials import Material, region_materials
+from cqdlaser.physics.source import source_from_device
+from cqdlaser.studies.output import provenance, write_csv, write_json
 
 
 def heat_mesh(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
@@ -27,14 +27,14 @@ def heat_mesh(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
     ``heat.grating_model = "resolved"``)."""
     kind = device.heat.mesh
     if kind == "stack":
-        from geometry.stack import build_stack
+        from cqdlaser.geometry.stack import build_stack
 
         return build_stack(device, comm, optical=False)
     if kind == "axisymmetric":
-        from geometry.axisymmetric import build_axisymmetric
+        from cqdlaser.geometry.axisymmetric import build_axisymmetric
 
         return build_axisymmetric(device, comm)
-    from geometry.device_mesh import build_device
+    from cqdlaser.geometry.device_mesh import build_device
 
     return build_device(device, comm, resolved=device.heat.grating_model == "resolved")
 
@@ -46,8 +46,8 @@ def heat_materials(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str,
     choice = device.heat.grating_conductivity
     if device.grating is None or choice == "rayleigh":
         return materials
-    from geometry.cell import build_cell
-    from physics.homogenisation import (
+    from cqdlaser.geometry.cell import build_cell
+    from cqdlaser.physics.homogenisation import (
         constriction_correction,
         corrected_material,
         homogenised_material,

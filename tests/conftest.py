@@ -11,7 +11,7 @@ from mpi4py import MPI
 
 import pytest
 
-import geometry  # noqa: F401  (orders the DOLFINx imports)
+import cqdlaser.geometry  # noqa: F401  (orders the DOLFINx imports)
 
 
 @pytest.fixture

@@ -20,11 +20,11 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 
-from geometry.cell import build_cell
-from geometry.config import load_device
-from geometry.cross_section import build_cross_section
-from geometry.device import Device
-from physics.bands import (
+from cqdlaser.geometry.cell import build_cell
+from cqdlaser.geometry.config import load_device
+from cqdlaser.geometry.cross_section import build_cross_section
+from cqdlaser.geometry.device import Device
+from cqdlaser.physics.bands import (
     BandEdge,
     band_edge_sensitivity,
     band_edge_thermal_shift,
@@ -33,7 +33,7 @@ from physics.bands import (
     device_with,
     write_band_edges,
 )
-from physics.permittivity import region_permittivity
+from cqdlaser.physics.permittivity import region_permittivity
 
 PAPER = Path(__file__).resolve().parent.parent / "studies/configs/paper_inorganic_mgf2.toml"
 # Refinement by mesh.scale alone: the minimum element counts do not bind.

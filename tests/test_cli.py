@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from physics.materials import CONTRACT_MATERIALS
+from cqdlaser.physics.materials import CONTRACT_MATERIALS
 
 PAPER = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
 
 
 def _cqdlaser(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "studies", *args], capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "cqdlaser", *args], capture_output=True, text=True, timeout=300
     )
 
 

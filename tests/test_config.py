@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from geometry.config import (
+from cqdlaser.geometry.config import (
     apply_overrides,
     device_from_dict,
     dump_device,
@@ -17,9 +17,9 @@ from geometry.config import (
     parse_override,
     read_config,
 )
-from geometry.errors import ConfigError
-from geometry.layers import gain_thickness, layer_stack
-from physics.materials import validate_materials
+from cqdlaser.geometry.errors import ConfigError
+from cqdlaser.geometry.layers import gain_thickness, layer_stack
+from cqdlaser.physics.materials import validate_materials
 
 CONFIGS = sorted((Path(__file__).parent.parent / "studies" / "configs").glob("*.toml"))
 PAPER = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
@@ -116,7 +116,7 @@ def test_cli_wrong_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "studies",
+        "cqdlaser",
         "mesh",
         str(PAPER),
         "--kind",

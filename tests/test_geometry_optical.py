@@ -21,8 +21,8 @@ import dolfinx
 import ufl
 from dolfinx import fem
 
-from geometry.cell import build_cell
-from geometry.cross_section import (
+from cqdlaser.geometry.cell import build_cell
+from cqdlaser.geometry.cross_section import (
     BULK_LAYERS,
     CORE_LAYERS,
     build_cross_section,
@@ -33,7 +33,7 @@ from geometry.cross_section import (
     layer_progression,
     optical_layers,
 )
-from geometry.device import (
+from cqdlaser.geometry.device import (
     Cap,
     Cladding,
     Device,
@@ -42,9 +42,9 @@ from geometry.device import (
     MeshResolution,
     Substrate,
 )
-from geometry.errors import ConfigError
-from geometry.layers import layer_stack
-from geometry.meshdata import MeshData
+from cqdlaser.geometry.errors import ConfigError
+from cqdlaser.geometry.layers import layer_stack
+from cqdlaser.geometry.meshdata import MeshData
 
 RTOL = 1e-10  # planar faces are meshed exactly: only floating-point summation remains
 COARSE = MeshResolution(scale=4.0, optical_padding_um=0.5)

@@ -19,13 +19,18 @@ import pytest
 import ufl
 from dolfinx import fem, mesh
 
-from geometry.axisymmetric import build_axisymmetric, graded_nodes
-from geometry.config import device_from_dict
-from geometry.device import Device
-from geometry.device_mesh import build_device, edge_segments, patch_pillars, pillar_segments
-from geometry.errors import ConfigError
-from geometry.layers import layer_stack
-from geometry.meshdata import MeshData
+from cqdlaser.geometry.axisymmetric import build_axisymmetric, graded_nodes
+from cqdlaser.geometry.config import device_from_dict
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.device_mesh import (
+    build_device,
+    edge_segments,
+    patch_pillars,
+    pillar_segments,
+)
+from cqdlaser.geometry.errors import ConfigError
+from cqdlaser.geometry.layers import layer_stack
+from cqdlaser.geometry.meshdata import MeshData
 
 PAPER = {
     "film": {"material": "cqd_inorganic", "thickness_nm": 120},

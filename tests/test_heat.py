@@ -14,16 +14,16 @@ from test_source import structured_mesh
 import ufl
 from dolfinx import fem
 
-from geometry.device import Device, Film, Heat, MeshResolution, Substrate
-from geometry.stack import build_stack
-from physics.heat import (
+from cqdlaser.geometry.device import Device, Film, Heat, MeshResolution, Substrate
+from cqdlaser.geometry.stack import build_stack
+from cqdlaser.physics.heat import (
     HeatProblem,
     HeatSettings,
     ThermalProperties,
     steady_thermal_resistance,
     time_grid,
 )
-from physics.source import HeatSource, Waveform
+from cqdlaser.physics.source import HeatSource, Waveform
 
 # Film and substrate of the paper's inorganic-film-on-MgF2 case (physics.md §3, §5).
 FILM_D = 120e-9

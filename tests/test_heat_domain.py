@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geometry.config import load_device
-from physics.heat import HeatProblem
-from studies.thermal import heat_mesh
+from cqdlaser.geometry.config import load_device
+from cqdlaser.physics.heat import HeatProblem
+from cqdlaser.studies.thermal import heat_mesh
 
 PAPER = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
 BASE = ["pump.heat_fraction=0.1", "pump.pulse_ns=1e9", "heat.mesh=axisymmetric"]

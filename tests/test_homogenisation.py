@@ -20,10 +20,10 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 
-from geometry.cell import build_cell
-from geometry.config import load_device
-from physics.heat import ThermalProperties
-from physics.homogenisation import (
+from cqdlaser.geometry.cell import build_cell
+from cqdlaser.geometry.config import load_device
+from cqdlaser.physics.heat import ThermalProperties
+from cqdlaser.physics.homogenisation import (
     constriction_correction,
     corrected_material,
     effective_conductivity,
@@ -31,8 +31,8 @@ from physics.homogenisation import (
     pillar_fraction,
     stack_response,
 )
-from physics.materials import region_materials
-from studies.common import config_path
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.studies.common import config_path
 
 
 def _device(scale: float, *overrides: str):
@@ -215,7 +215,7 @@ def test_study_quick(shared_tmp) -> None:
     """The quick study: files written, resolved within the justified tolerance of the corrected
     homogenised device, much closer to it than to the device without pillars, and the film max
     closer than with the cell problem's k_zz (measured 1.7 % vs 2.6 %)."""
-    from studies.homogenisation import run
+    from cqdlaser.studies.homogenisation import run
 
     comm = MPI.COMM_WORLD
     summary = run(shared_tmp, quick=True, comm=comm)

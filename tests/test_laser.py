@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from geometry.config import load_device
-from physics.laser import (
+from cqdlaser.geometry.config import load_device
+from cqdlaser.physics.laser import (
     KW_CM2,
     ThresholdModel,
     cw_exponential,
@@ -92,7 +92,7 @@ def test_cw_sink_above_reference_shifts_threshold() -> None:
 
 
 def test_emission_lowers_the_heat_while_lasing() -> None:
-    from physics.laser import lasing_heat_scale, steady_temperature_lasing
+    from cqdlaser.physics.laser import lasing_heat_scale, steady_temperature_lasing
 
     model = ThresholdModel(52 * KW_CM2, t0=72.0)
     assert lasing_heat_scale(88 * KW_CM2, 52 * KW_CM2, 0.1, 0.0) == 1.0

@@ -19,13 +19,13 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 
-from physics.heat import HeatProblem
-from physics.laser import KW_CM2, ThresholdModel, cw_window
-from physics.materials import region_materials
-from physics.multilayer import leaky_te_index
-from studies import cw_feasibility, lasing_duration
-from studies.optics import stack_mode_table
-from studies.thermal import heat_mesh
+from cqdlaser.physics.heat import HeatProblem
+from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_window
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.physics.multilayer import leaky_te_index
+from cqdlaser.studies import cw_feasibility, lasing_duration
+from cqdlaser.studies.optics import stack_mode_table
+from cqdlaser.studies.thermal import heat_mesh
 
 ETA = 0.10  # heat fraction, fixed here whatever the calibration says
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from geometry.config import load_device
-from physics.materials import (
+from cqdlaser.geometry.config import load_device
+from cqdlaser.physics.materials import (
     CONTRACT_MATERIALS,
     get_material,
     homogenised_grating,

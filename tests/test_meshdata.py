@@ -8,9 +8,9 @@ from mpi4py import MPI
 
 import pytest
 
-from geometry.config import load_device
-from geometry.meshdata import read_mesh, write_mesh
-from geometry.stack import build_stack, graded_elements
+from cqdlaser.geometry.config import load_device
+from cqdlaser.geometry.meshdata import read_mesh, write_mesh
+from cqdlaser.geometry.stack import build_stack, graded_elements
 
 PAPER = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
 

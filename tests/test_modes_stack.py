@@ -20,10 +20,10 @@ import pytest
 from scipy.integrate import quad
 from scipy.optimize import brentq
 
-from geometry.config import load_device
-from geometry.meshdata import MeshData
-from geometry.stack import build_stack
-from physics.modes import (
+from cqdlaser.geometry.config import load_device
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.geometry.stack import build_stack
+from cqdlaser.physics.modes import (
     Mode,
     bragg_wavelength_shift,
     grating_permittivity,

@@ -17,8 +17,8 @@ import dolfinx.fem.petsc
 import ufl
 from dolfinx import fem, mesh
 
-from geometry.meshdata import MeshData, PeriodicPair
-from physics.periodic import (
+from cqdlaser.geometry.meshdata import MeshData, PeriodicPair
+from cqdlaser.physics.periodic import (
     PeriodicMatchError,
     PeriodicSpace,
     periodic_space,

@@ -14,11 +14,11 @@ import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
 
-from geometry.device import Device, Film, Grating, Optics, Pump, Substrate
-from geometry.layers import gain_thickness
-from geometry.meshdata import MeshData
-from geometry.stack import build_stack
-from physics.source import (
+from cqdlaser.geometry.device import Device, Film, Grating, Optics, Pump, Substrate
+from cqdlaser.geometry.layers import gain_thickness
+from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.geometry.stack import build_stack
+from cqdlaser.physics.source import (
     HeatSource,
     Waveform,
     absorbed_fraction,

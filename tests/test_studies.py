@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from studies.registry import run_studies
+from cqdlaser.studies.registry import run_studies
 
 
 def _read_csv(path: Path) -> list[dict[str, str]]:
@@ -65,8 +65,8 @@ def test_bragg_quick(shared_tmp: Path) -> None:
 def test_report_table_and_unexplained_differences(shared_tmp: Path) -> None:
     from mpi4py import MPI
 
-    from studies.output import write_json
-    from studies.report import row, write_report
+    from cqdlaser.studies.output import write_json
+    from cqdlaser.studies.report import row, write_report
 
     good = [row("a time", 70.0, 71.0, "ns"), row("a statement", "qualitative", "yes", "")]
     write_json(shared_tmp / "one" / "one.json", {"validation": good})

@@ -9,7 +9,7 @@ import numpy as np
 import ufl
 from dolfinx import fem, mesh
 
-from studies.sweep import sweep
+from cqdlaser.studies.sweep import sweep
 
 
 def _poisson_energy(n: int, comm: MPI.Comm) -> tuple[int, float, int]:

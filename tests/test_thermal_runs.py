@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from geometry.config import load_device
-from physics.materials import region_materials
-from studies.thermal import heat_materials
+from cqdlaser.geometry.config import load_device
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.studies.thermal import heat_materials
 
 PAPER = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
 COARSE = ["mesh.scale=3", "mesh.optical_padding_um=1"]

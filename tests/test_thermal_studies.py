@@ -16,9 +16,9 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 
-from studies import calibration as cal
-from studies import diffusion_time, fig4, sensitivity
-from studies.sweep import sweep
+from cqdlaser.studies import calibration as cal
+from cqdlaser.studies import diffusion_time, fig4, sensitivity
+from cqdlaser.studies.sweep import sweep
 
 
 def _rows(path: Path) -> list[dict[str, str]]:

@@ -1,0 +1,5 @@
+"""``python -m cqdlaser ...`` is ``cqdlaser ...``."""
+
+from cqdlaser.studies.cli import main
+
+raise SystemExit(main())
