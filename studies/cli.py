@@ -19,21 +19,20 @@ from typing import Any
 
 from mpi4py import MPI
 
-from cqdlaser.geometry.errors import ConfigError
-from cqdlaser.studies.output import provenance, setup_logging, to_json, write_csv, write_json
+import numpy as np
+
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.errors import ConfigError, unknown_name
+from cqdlaser.studies import api
+from cqdlaser.studies.output import provenance, setup_logging, to_json, write_json
 
 logger = logging.getLogger("cqdlaser")
 
 Command = Callable[[argparse.Namespace], dict[str, Any]]
 
 
-def _load(args: argparse.Namespace):
-    from cqdlaser.geometry.config import load_device
-    from cqdlaser.physics.materials import validate_materials
-
-    device = load_device(args.config, args.set or [])
-    validate_materials(device)
-    return device
+def _load(args: argparse.Namespace) -> Device:
+    return api.load_device(args.config, args.set or [])
 
 
 def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
@@ -100,56 +99,30 @@ def _nk(v: list[float]) -> str:
 
 def cmd_mesh(args: argparse.Namespace) -> dict[str, Any]:
     """Build, summarise and write one mesh kind."""
-    from cqdlaser.geometry.builders import build_mesh
-    from cqdlaser.geometry.config import device_to_dict
-    from cqdlaser.geometry.meshdata import write_mesh
-
-    t0 = time.perf_counter()
     device = _load(args)
     out = Path(args.out or f"results/mesh-{args.kind}")
-    comm = MPI.COMM_WORLD
-    data = build_mesh(device, args.kind, comm, resolved=args.resolved, msh_file=out / "mesh.msh")
-    build_s = time.perf_counter() - t0
-    counts = data.counts()
-    regions = data.region_measures()
-    result = {
-        "kind": args.kind,
-        **counts,
-        "min_quality": data.quality_min,
-        "regions": regions,
-        "boundaries": sorted(data.boundaries),
-        "untagged_cells": data.untagged_cells(),
-        "build_s": build_s,
-        "mpi_size": comm.size,
-        "out": str(out),
-    }
-    info = provenance(comm, inputs=device_to_dict(device), started=t0, mesh=result)
-    write_mesh(data, out, info=info)
-    unit = {1: "m", 2: "m^2", 3: "m^3"}[data.mesh.topology.dim]
+    r = api.mesh(device, args.kind, resolved=args.resolved, out=out)
+    unit = {1: "m", 2: "m^2", 3: "m^3"}[r.mesh_data.mesh.topology.dim]
     logger.info(
         "%s mesh: %d cells, %d vertices, min quality %.3f, %.2f s on %d rank(s)",
-        args.kind,
-        counts["cells"],
-        counts["vertices"],
-        data.quality_min,
-        build_s,
-        comm.size,
+        r.kind,
+        r.cells,
+        r.vertices,
+        r.min_quality,
+        r.build_s,
+        r.mpi_size,
     )
-    for name, value in regions.items():
+    for name, value in r.regions.items():
         logger.info("  %-14s %.6e %s", name, value, unit)
-    logger.info("boundaries: %s", ", ".join(sorted(data.boundaries)))
+    logger.info("boundaries: %s", ", ".join(r.boundaries))
     logger.info("written to %s (mesh.xdmf, mesh.msh, markers.json, info.json)", out)
-    return result
+    return r.to_dict()
 
 
 def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
     """Guided TE and TM modes of the layer stack."""
-    from cqdlaser.geometry.config import device_to_dict
-    from cqdlaser.studies.optics import stack_mode_table
-
-    t0 = time.perf_counter()
     device = _load(args)
-    rows = stack_mode_table(device, MPI.COMM_WORLD, polarisations=args.polarisation)
+    r = api.modes(device, polarisations=args.polarisation, out=args.out)
     logger.info(
         "%-4s %5s %9s %8s %9s %10s %s",
         "pol",
@@ -160,168 +133,136 @@ def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
         "Gamma_film",
         "lambda_Bragg (nm)",
     )
-    for r in rows:
-        bragg = "-" if r["bragg_wavelength_nm"] is None else f"{r['bragg_wavelength_nm']:.2f}"
+    for m in r.modes:
+        bragg = "-" if m.bragg_wavelength_nm is None else f"{m.bragg_wavelength_nm:.2f}"
         logger.info(
             "%-4s %5d %9.6f %8.4f %9.3g %10.4f %s",
-            r["polarisation"],
-            r["order"],
-            r["n_eff"],
-            r["group_index"],
-            r["loss_per_cm"],
-            r["gain_confinement"],
+            m.polarisation,
+            m.order,
+            m.n_eff,
+            m.group_index,
+            m.loss_per_cm,
+            m.gain_confinement,
             bragg,
         )
-    if not rows:
-        logger.info("no guided mode at %.1f nm", device.optics.wavelength_nm)
-    result = {"modes": rows, "wavelength_nm": device.optics.wavelength_nm}
-    if args.out is not None:
-        out = Path(args.out)
-        flat = [{k: v for k, v in r.items() if k != "confinement"} for r in rows]
-        write_csv(out / "modes.csv", rows=flat) if flat else None
-        write_json(
-            out / "modes.json", {**result, **provenance(inputs=device_to_dict(device), started=t0)}
-        )
-    return result
+    if not r.modes:
+        logger.info("no guided mode at %.1f nm", r.wavelength_nm)
+    return r.to_dict()
 
 
 def cmd_heat(args: argparse.Namespace) -> dict[str, Any]:
     """Film temperature vs time under the pump (or the CW steady state)."""
-    from cqdlaser.studies.thermal import run_heat
-
     device = _load(args)
     out = Path(args.out or "results/heat")
     snapshots = None if args.snapshot_us is None else [t * 1e-6 for t in args.snapshot_us]
-    result = run_heat(
-        device,
-        out,
-        MPI.COMM_WORLD,
-        steady=args.steady,
-        snapshot_times=snapshots,
-        progress=not args.json,
+    r = api.heat(
+        device, steady=args.steady, out=out, snapshot_times_s=snapshots, progress=not args.json
     )
     logger.info(
         "%s mesh, %d dofs, heat fraction %.3f, absorbed %.3g W",
-        result["mesh"],
-        result["dofs"],
-        result["heat_fraction"],
-        result["absorbed_power_w"],
+        r.mesh,
+        r.dofs,
+        r.heat_fraction,
+        r.absorbed_power_w,
     )
-    if args.steady:
+    if r.steady:
         logger.info(
             "steady film max %.2f K (rise %.2f K; %.4f K per kW/cm2)",
-            result["steady_film_max_temperature_k"],
-            result["steady_film_max_temperature_k"] - result["sink_temperature_k"],
-            result["thermal_resistance_k_cm2_per_kw"],
+            r.steady_film_max_temperature_k,
+            r.film_max_rise_k,
+            r.thermal_resistance_k_cm2_per_kw,
         )
     else:
-        times, temps = result["times_s"], result["film_max_temperature_k"]
         for target in (70e-9, 1e-6, 2e-6, device.heat.end_time):
-            if target <= times[-1]:
-                i = min(range(len(times)), key=lambda j: abs(times[j] - target))
-                logger.info("t = %8.3g s: film max %.2f K", times[i], temps[i])
-        logger.info("%d steps in %.1f s", result["steps"], result["wall_time_s"])
+            if target <= r.times_s[-1]:
+                i = int(np.argmin(np.abs(r.times_s - target)))
+                logger.info(
+                    "t = %8.3g s: film max %.2f K", r.times_s[i], r.film_max_temperature_k[i]
+                )
+        logger.info("%d steps in %.1f s", r.steps, r.wall_time_s)
     logger.info("written to %s", out)
-    return result
+    return r.to_dict()
 
 
 def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
     """The laser under its pump: lasing duration, thermal resistance, CW feasibility."""
-    from cqdlaser.studies.lasing import run_lasing
-
     device = _load(args)
     out = Path(args.out or "results/lasing")
-    r = run_lasing(device, out, MPI.COMM_WORLD)
-    d = r["lasing_duration_s"]
+    r = api.lasing(device, out=out)
+    d = r.lasing_duration_s
     logger.info(
         "pump %.1f kW/cm2, threshold %.1f kW/cm2 at the sink temperature",
-        r["pump_intensity_kw_cm2"],
-        r["threshold_at_sink_kw_cm2"],
+        r.pump_intensity_kw_cm2,
+        r.threshold_at_sink_kw_cm2,
     )
     logger.info("lasing duration: %s", "never reaches threshold" if d is None else f"{d:.4g} s")
     logger.info(
         "thermal resistance %.4f K per kW/cm2 (steady film max %.1f K)",
-        r["thermal_resistance_k_cm2_per_kw"],
-        r["steady_film_max_temperature_k"],
+        r.thermal_resistance_k_cm2_per_kw,
+        r.steady_film_max_temperature_k,
     )
-    if r["cw_possible"]:
-        lo, hi = r["cw_pump_range_kw_cm2"]
+    if r.cw_possible:
+        lo, hi = r.cw_pump_range_kw_cm2
         logger.info(
             "CW possible between %.1f and %.1f kW/cm2 (margin %.2f, %s)",
             lo,
             hi,
-            r["cw_margin"],
-            r["cw_method"],
+            r.cw_margin,
+            r.cw_method,
         )
     else:
-        logger.info("CW impossible (margin %.3f, %s)", r["cw_margin"], r["cw_method"])
-    return r
+        logger.info("CW impossible (margin %.3f, %s)", r.cw_margin, r.cw_method)
+    return r.to_dict()
 
 
 def cmd_bands(args: argparse.Namespace) -> dict[str, Any]:
     """DFB band-edge modes at the Gamma point, nearest the Bragg estimate."""
-    from cqdlaser.geometry.config import device_to_dict
-    from cqdlaser.studies.optics import band_edge_table
-
-    t0 = time.perf_counter()
     device = _load(args)
-    if device.grating is None:
-        raise ConfigError("grating", None, "cqdlaser bands needs a [grating] section")
     out = Path(args.out or "results/bands")
-    result = band_edge_table(
-        device,
-        MPI.COMM_WORLD,
-        kind=args.kind,
-        polarisation=args.polarisation,
-        n_bands=args.bands,
-        out=out,
+    r = api.bands(
+        device, kind=args.kind, polarisation=args.polarisation, n_bands=args.bands, out=out
     )
     logger.info(
         "%s, %s: Bragg estimate %.2f nm (measured line of the paper device: 643 nm)",
-        args.kind,
-        result["polarisation"],
-        result["bragg_estimate_nm"],
+        r.kind,
+        r.polarisation,
+        r.bragg_estimate_nm,
     )
-    for e in result["band_edges"]:
+    for e in r.band_edges:
         logger.info(
             "  %9.3f nm  %-4s x%d  gain confinement %.3f  radiation %.2g  %+.4f nm/K",
-            e["wavelength_nm"],
-            e["symmetry"],
-            e["degeneracy"],
-            e["gain_confinement"],
-            e["radiation_fraction"],
-            e["thermal_shift_nm_per_k"],
+            e.wavelength_nm,
+            e.symmetry,
+            e.degeneracy,
+            e.gain_confinement,
+            e.radiation_fraction,
+            e.thermal_shift_nm_per_k,
         )
-    write_json(
-        out / "bands.json", {**result, **provenance(inputs=device_to_dict(device), started=t0)}
-    )
-    return result
+    return r.to_dict()
 
 
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     """The studies that ``cqdlaser run`` knows."""
-    from cqdlaser.studies.registry import PAPER, STUDIES, describe
-
-    studies = {name: describe(name) for name in STUDIES}
-    for name, doc in studies.items():
+    known = api.studies()
+    for name, doc in known.items():
         logger.info("%-16s %s", name, doc)
-    logger.info("%-16s all of: %s", "paper", ", ".join(PAPER))
-    return {"studies": studies, "paper": list(PAPER)}
+    return {"studies": known}
 
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     """Run studies by name (``paper``: the paper's figures and numbers)."""
-    from cqdlaser.geometry.errors import unknown_name
-    from cqdlaser.studies.registry import STUDIES, run_studies
-
+    known = api.studies()
     for name in args.study:
-        if name not in STUDIES and name != "paper":
-            raise unknown_name("study", name, [*STUDIES, "paper"])
+        if name not in known:
+            raise unknown_name("study", name, list(known))
     out = Path(args.out or "results")
     t0 = time.perf_counter()
-    result = run_studies(args.study, out, quick=args.quick, comm=MPI.COMM_WORLD)
+    results = {}
+    for name in args.study:
+        folder = out if name == "paper" else out / name
+        results[name] = api.run_study(name, quick=args.quick, out=folder).to_dict()
     logger.info("studies written under %s (%.1f s)", out, time.perf_counter() - t0)
-    return result
+    return results
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 from typing import Any
 
 from mpi4py import MPI
 
-from cqdlaser.geometry.config import device_to_dict
 from cqdlaser.geometry.device import Device
 from cqdlaser.physics.heat import HeatProblem
 from cqdlaser.physics.laser import (
@@ -22,11 +20,10 @@ from cqdlaser.physics.laser import (
     steady_temperature_lasing,
     threshold_model,
 )
-from cqdlaser.studies.output import provenance, write_csv, write_json
-from cqdlaser.studies.thermal import heat_materials, heat_mesh, history_columns
+from cqdlaser.studies.thermal import heat_materials, heat_mesh
 
 
-def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
+def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
     """Lasing duration, thermal resistance and the CW window of a device.
 
     The transient runs over the pulse (``pump.pulse_ns``; ``heat.end_time_us`` for a CW pump). The
@@ -40,9 +37,8 @@ def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD
     (:func:`physics.laser.steady_temperature_lasing`).
     """
     t0 = time.perf_counter()
-    mesh_data = heat_mesh(device, comm)
     materials = heat_materials(device, comm)
-    problem = HeatProblem.from_device(device, mesh_data, materials)
+    problem = HeatProblem.from_device(device, heat_mesh(device, comm), materials)
     model = threshold_model(device)
     intensity = device.pump.intensity
     sink = device.heat.sink_temperature_k
@@ -98,7 +94,7 @@ def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD
         cw = cw_window(lambda p: sink + resistance * p, model, pump_max=100.0 * model.threshold)
         method = "numerical (linear device)"
     pump_range = None if cw.pump_range is None else [v / KW_CM2 for v in cw.pump_range]
-    result: dict[str, Any] = {
+    return {
         "lasing_duration_s": duration,
         "pulse_s": pulse,
         "pump_intensity_kw_cm2": device.pump.intensity_kw_cm2,
@@ -113,13 +109,8 @@ def run_lasing(device: Device, out: Path | None, comm: MPI.Comm = MPI.COMM_WORLD
         "cw_method": method,
         "threshold_model": model.model,
         "slope_efficiency": slope,
+        "heat_fraction": heat_fraction,
         "wall_time_s": time.perf_counter() - t0,
+        "times_s": history.times,
+        "film_max_temperature_k": history.film_max_temperature,
     }
-    if out is not None:
-        write_csv(out / "lasing_history.csv", history_columns(history), comm=comm)
-        write_json(
-            out / "lasing.json",
-            {**result, **provenance(comm, inputs=device_to_dict(device), started=t0)},
-            comm=comm,
-        )
-    return result

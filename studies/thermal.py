@@ -13,13 +13,12 @@ from mpi4py import MPI
 
 import numpy as np
 
-from cqdlaser.geometry.config import device_to_dict
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics.heat import HeatHistory, HeatProblem, time_grid
 from cqdlaser.physics.materials import Material, region_materials
 from cqdlaser.physics.source import source_from_device
-from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.output import write_csv
 
 
 def heat_mesh(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> MeshData:
@@ -60,6 +59,18 @@ def heat_materials(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str,
         correction = constriction_correction(stack, cell_materials, grating.thermal_conductivity)
         grating = corrected_material(grating, correction)
     return {**materials, "grating": grating}
+
+
+def heat_problem(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> HeatProblem:
+    """The heat problem of a device, composed as every command and study composes it.
+
+    The mesh is the one ``heat.mesh`` asks for (:func:`heat_mesh`), the materials those of
+    :func:`heat_materials` (the grating's conductivity as ``heat.grating_conductivity`` asks), the
+    source and settings those of ``[pump]`` and ``[heat]``. Use it (or :func:`cqdlaser.heat`) rather
+    than assembling a :class:`~cqdlaser.physics.heat.HeatProblem` by hand, so a script and the CLI
+    solve the same problem.
+    """
+    return HeatProblem.from_device(device, heat_mesh(device, comm), heat_materials(device, comm))
 
 
 def history_columns(history: HeatHistory) -> dict[str, np.ndarray]:
@@ -120,7 +131,7 @@ def run_heat(
     snapshot_times: Sequence[float] | None = None,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Solve the device's heat problem and write heat.csv/json (and the fields) into ``out``.
+    """Solve the device's heat problem and write heat.csv (and the fields) into ``out``.
 
     Args:
         device: Device and run description.
@@ -132,7 +143,8 @@ def run_heat(
         progress: Show a progress bar on rank 0.
 
     Returns:
-        The JSON document of ``cqdlaser heat``.
+        The numbers of :class:`~cqdlaser.studies.results.HeatResult` (``cqdlaser.heat`` wraps
+        them and writes heat.json).
     """
     t0 = time.perf_counter()
     mesh_data = heat_mesh(device, comm)
@@ -214,15 +226,4 @@ def run_heat(
             write_csv(out / "heat.csv", columns, comm=comm)
     result["wall_time_s"] = time.perf_counter() - t0
     result["mpi_size"] = comm.size
-    if out is not None:
-        write_json(
-            out / "heat.json",
-            {
-                **result,
-                **provenance(
-                    comm, inputs=device_to_dict(device), started=t0, mesh_counts=mesh_data.counts()
-                ),
-            },
-            comm=comm,
-        )
     return result

@@ -1,0 +1,360 @@
+"""The public API: load a device, solve its heat and optical problems, run studies.
+
+Each function composes device -> mesh -> materials -> solver the way the ``cqdlaser`` command of
+the same name does (the CLI calls these functions and nothing else), and returns a frozen, typed
+result (:mod:`cqdlaser.studies.results`) carrying its inputs and provenance. With ``out`` the
+result's files are written there (JSON, CSV, fields), exactly as the command writes them.
+
+Every function is collective over ``comm`` (default ``MPI.COMM_WORLD``): call it on every rank.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mpi4py import MPI
+
+import numpy as np
+
+from cqdlaser.geometry.config import apply_overrides, device_from_dict
+from cqdlaser.geometry.config import load_device as _load_toml
+from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.errors import ConfigError, unknown_name
+from cqdlaser.studies.output import provenance
+from cqdlaser.studies.results import (
+    BandEdgeResult,
+    BandsResult,
+    HeatResult,
+    LasingResult,
+    MeshResult,
+    ModesResult,
+    StackModeResult,
+    StudyResult,
+)
+
+__all__ = ["bands", "heat", "lasing", "load_device", "mesh", "modes", "run_study", "studies"]
+
+MESH_KINDS = ("stack", "cross-section", "cell", "device", "axisymmetric")
+
+
+def _comm(comm: MPI.Comm | None) -> MPI.Comm:
+    return MPI.COMM_WORLD if comm is None else comm
+
+
+def load_device(
+    source: str | Path | Mapping[str, Any] | Device | None = None, overrides: Iterable[str] = ()
+) -> Device:
+    """A validated device from a TOML file, a nested mapping (the TOML's tables) or a Device.
+
+    Args:
+        source: Path of a TOML file, a mapping with the same sections and keys, an existing
+            :class:`~cqdlaser.geometry.device.Device`, or None for the defaults.
+        overrides: ``"section.key=value"`` strings, as ``--set`` on the command line
+            (``"cap=false"`` removes an optional section).
+
+    Raises:
+        ConfigError: naming the key, its value and the allowed range, for a wrong value, an
+            unknown key, section or material (before any meshing).
+    """
+    from cqdlaser.geometry.config import device_to_dict
+    from cqdlaser.physics.materials import validate_materials
+
+    overrides = list(overrides)
+    if isinstance(source, Device):
+        device = device_from_dict(apply_overrides(device_to_dict(source), overrides))
+    elif isinstance(source, Mapping):
+        device = device_from_dict(apply_overrides(dict(source), overrides))
+    else:
+        device = _load_toml(source, overrides)
+    validate_materials(device)
+    return device
+
+
+def mesh(
+    device: Device,
+    kind: str = "axisymmetric",
+    *,
+    resolved: bool = False,
+    comm: MPI.Comm | None = None,
+    out: str | Path | None = None,
+) -> MeshResult:
+    """Build one mesh kind of a device; with ``out``, write mesh.xdmf/.msh, markers and info.
+
+    Args:
+        device: The device.
+        kind: ``stack``, ``cross-section``, ``cell``, ``device`` or ``axisymmetric``.
+        resolved: ``device`` kind: resolve the pillars under the spot.
+        comm: Communicator (Gmsh runs on its rank 0).
+        out: Output folder, or None to write nothing.
+    """
+    from cqdlaser.geometry.builders import build_mesh
+    from cqdlaser.geometry.meshdata import write_mesh
+
+    if kind not in MESH_KINDS:
+        raise unknown_name("kind", kind, MESH_KINDS)
+    comm = _comm(comm)
+    t0 = time.perf_counter()
+    msh_file = None if out is None else Path(out) / "mesh.msh"
+    data = build_mesh(device, kind, comm, resolved=resolved, msh_file=msh_file)
+    counts = data.counts()
+    result = MeshResult(
+        kind=kind,
+        cells=counts["cells"],
+        vertices=counts["vertices"],
+        min_quality=data.quality_min,
+        regions=data.region_measures(),
+        boundaries=tuple(sorted(data.boundaries)),
+        untagged_cells=data.untagged_cells(),
+        build_s=time.perf_counter() - t0,
+        mpi_size=comm.size,
+        out=None if out is None else str(out),
+        device=device,
+        provenance=provenance(comm, started=t0),
+        mesh_data=data,
+    )
+    if out is not None:
+        write_mesh(data, Path(out), info=result.to_dict())
+    return result
+
+
+def heat(
+    device: Device,
+    *,
+    steady: bool = False,
+    comm: MPI.Comm | None = None,
+    out: str | Path | None = None,
+    snapshot_times_s: Sequence[float] | None = None,
+    progress: bool = False,
+) -> HeatResult:
+    """Film temperature under the pump: the transient, or the steady state.
+
+    Solves rho c_p dT/dt - div(k grad T) = Q on the mesh of ``heat.mesh`` with the materials of
+    the device (the grating's conductivity as ``heat.grating_conductivity`` asks).
+
+    Args:
+        device: The device and run description.
+        steady: Solve the steady state of the pump's peak intensity instead.
+        comm: Communicator.
+        out: Output folder for heat.csv, heat.json and the temperature fields (None: no files).
+        snapshot_times_s: Times (s) at which to store the temperature field (default: the pulse
+            end and the end time).
+        progress: Show a progress bar on rank 0.
+    """
+    from cqdlaser.studies.thermal import run_heat
+
+    comm = _comm(comm)
+    t0 = time.perf_counter()
+    raw = run_heat(
+        device,
+        None if out is None else Path(out),
+        comm,
+        steady=steady,
+        snapshot_times=snapshot_times_s,
+        progress=progress,
+    )
+    grating_k = raw["grating_conductivity_w_mk"]
+    arrays = ("times_s", "film_max_temperature_k", "film_mean_spot_temperature_k")
+    values = {
+        k: (np.asarray(v) if k in (*arrays, "interface_temperature_k") else v)
+        for k, v in raw.items()
+        if k != "grating_conductivity_w_mk"
+    }
+    result = HeatResult(
+        steady=steady,
+        grating_conductivity_w_mk=None if grating_k is None else tuple(grating_k),
+        out=None if out is None else str(out),
+        device=device,
+        provenance=provenance(comm, started=t0),
+        **values,
+    )
+    if out is not None:
+        result.to_json(Path(out) / "heat.json", comm=comm)
+    return result
+
+
+def modes(
+    device: Device,
+    *,
+    polarisations: Sequence[str] = ("TE", "TM"),
+    comm: MPI.Comm | None = None,
+    out: str | Path | None = None,
+) -> ModesResult:
+    """The guided modes of the device's layer stack at ``optics.wavelength_nm``.
+
+    Solves d2E/dz2 + k0^2 n(z)^2 E = beta^2 E (TE; the TM form for TM) on the 1D optical stack;
+    each mode has n_eff = beta/k0, its loss from Im(eps) and its confinement per region.
+
+    Args:
+        device: The device.
+        polarisations: ``"TE"`` and/or ``"TM"``.
+        comm: Communicator.
+        out: Output folder for modes.csv and modes.json (None: no files).
+    """
+    from cqdlaser.studies.optics import stack_mode_table
+
+    for pol in polarisations:
+        if pol not in ("TE", "TM"):
+            raise ConfigError("polarisation", pol, "must be 'TE' or 'TM'")
+    comm = _comm(comm)
+    t0 = time.perf_counter()
+    rows = stack_mode_table(device, comm, polarisations=tuple(polarisations))
+    result = ModesResult(
+        modes=tuple(StackModeResult(**row) for row in rows),
+        wavelength_nm=device.optics.wavelength_nm,
+        device=device,
+        provenance=provenance(comm, started=t0),
+    )
+    if out is not None:
+        if result.modes:
+            result.to_csv(Path(out) / "modes.csv", comm=comm)
+        result.to_json(Path(out) / "modes.json", comm=comm)
+    return result
+
+
+def bands(
+    device: Device,
+    *,
+    kind: str = "cross-section",
+    polarisation: str | None = None,
+    n_bands: int = 4,
+    comm: MPI.Comm | None = None,
+    out: str | Path | None = None,
+) -> BandsResult:
+    """DFB band edges at the Gamma point nearest the Bragg estimate.
+
+    Solves -div grad u = k0^2 n(x)^2 u (TE; the TM form for TM) on the periodic cross-section
+    (2D) or unit cell (3D, scalar), by shift-invert around the Bragg estimate 2 n_eff Lambda / 2.
+
+    Args:
+        device: A device with a ``[grating]``.
+        kind: ``"cross-section"`` (2D, TE or TM) or ``"cell"`` (3D, scalar).
+        polarisation: ``"TE"`` or ``"TM"`` (default ``optics.polarisation``).
+        n_bands: Number of band edges to find.
+        comm: Communicator.
+        out: Output folder for bands.json and the band-edge fields (None: no files).
+    """
+    from cqdlaser.studies.optics import band_edge_table
+
+    if device.grating is None:
+        raise ConfigError("grating", None, "band edges need a [grating] section")
+    if kind not in ("cross-section", "cell"):
+        raise unknown_name("kind", kind, ("cross-section", "cell"))
+    if polarisation not in (None, "TE", "TM"):
+        raise ConfigError("polarisation", polarisation, "must be 'TE' or 'TM'")
+    if not (isinstance(n_bands, int) and 1 <= n_bands <= 64):
+        raise ConfigError("n_bands", n_bands, "must be an integer in [1, 64]")
+    comm = _comm(comm)
+    t0 = time.perf_counter()
+    raw = band_edge_table(
+        device,
+        comm,
+        kind=kind,
+        polarisation=polarisation,
+        n_bands=n_bands,
+        out=None if out is None else Path(out),
+    )
+    result = BandsResult(
+        kind=raw["kind"],
+        polarisation=raw["polarisation"],
+        bragg_estimate_nm=raw["bragg_estimate_nm"],
+        band_edges=tuple(BandEdgeResult(**row) for row in raw["band_edges"]),
+        dofs=raw["dofs"],
+        iterations=raw["iterations"],
+        device=device,
+        provenance=provenance(comm, started=t0),
+    )
+    if out is not None:
+        result.to_json(Path(out) / "bands.json", comm=comm)
+    return result
+
+
+def lasing(
+    device: Device, *, comm: MPI.Comm | None = None, out: str | Path | None = None
+) -> LasingResult:
+    """The laser under its pump: lasing duration, thermal resistance and the CW window.
+
+    The film lases while the pump exceeds P_th(T) at its hottest point; CW needs
+    P >= P_th(T_ss(P)) for the steady state T_ss.
+
+    Args:
+        device: The device and run description.
+        comm: Communicator.
+        out: Output folder for lasing.json and lasing_history.csv (None: no files).
+    """
+    from cqdlaser.studies.lasing import run_lasing
+
+    comm = _comm(comm)
+    t0 = time.perf_counter()
+    raw = run_lasing(device, comm)
+    pump_range = raw.pop("cw_pump_range_kw_cm2")
+    result = LasingResult(
+        **{k: v for k, v in raw.items() if k not in ("times_s", "film_max_temperature_k")},
+        cw_pump_range_kw_cm2=None if pump_range is None else tuple(pump_range),
+        times_s=np.asarray(raw["times_s"]),
+        film_max_temperature_k=np.asarray(raw["film_max_temperature_k"]),
+        device=device,
+        provenance=provenance(comm, started=t0),
+    )
+    if out is not None:
+        result.to_csv(Path(out) / "lasing_history.csv", comm=comm)
+        result.to_json(Path(out) / "lasing.json", comm=comm)
+    return result
+
+
+def studies() -> dict[str, str]:
+    """The studies :func:`run_study` knows, name -> one-line description (``paper``: all of the
+    paper's)."""
+    from cqdlaser.studies.registry import PAPER, STUDIES, describe
+
+    return {**{name: describe(name) for name in STUDIES}, "paper": "all of: " + ", ".join(PAPER)}
+
+
+def run_study(
+    name: str,
+    device: Device | None = None,
+    *,
+    quick: bool = False,
+    out: str | Path | None = None,
+    comm: MPI.Comm | None = None,
+) -> StudyResult:
+    """Run a study by name (see :func:`studies`) into ``out`` (default ``results/<name>``).
+
+    Args:
+        name: A study name, or ``paper`` for the paper's figures, numbers and validation report.
+        device: The device to study, for studies that take one (the design studies); None: the
+            study's own devices (the paper's).
+        quick: Coarse meshes and short sweeps.
+        out: Output folder (the study writes its tables, figures and JSON there).
+        comm: Communicator.
+    """
+    from cqdlaser.studies.registry import STUDIES, run_studies, study
+
+    if name not in STUDIES and name != "paper":
+        raise unknown_name("study", name, [*STUDIES, "paper"])
+    comm = _comm(comm)
+    kwargs: dict[str, Any] = {}
+    if device is not None:
+        if name == "paper" or "device" not in inspect.signature(study(name)).parameters:
+            raise ConfigError("study", name, "runs on its own devices and takes no device")
+        kwargs["device"] = device
+    t0 = time.perf_counter()
+    if name == "paper":
+        root = Path(out) if out is not None else Path("results")
+        summary = run_studies(["paper"], root, quick=quick, comm=comm)
+        folder = root
+    else:
+        folder = Path(out) if out is not None else Path("results") / name
+        summary = study(name)(folder, quick=quick, comm=comm, **kwargs)
+        comm.barrier()
+    return StudyResult(
+        name=name,
+        quick=quick,
+        out=str(folder),
+        summary=summary,
+        device=device,
+        provenance=provenance(comm, started=t0),
+    )
