@@ -8,13 +8,22 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libglu1-mesa libxcursor1 libxft2 libxinerama1 \
     && rm -rf /var/lib/apt/lists/*
 
+# The repository's folders install as one package: cqdlaser/ is `cqdlaser`, geometry/ is
+# `cqdlaser.geometry`, physics/ `cqdlaser.physics`, studies/ `cqdlaser.studies` (pyproject.toml).
 WORKDIR /opt/cqdlaser
 COPY pyproject.toml README.md ./
+COPY cqdlaser ./cqdlaser
 COPY geometry ./geometry
 COPY physics ./physics
 COPY studies ./studies
+# The smoke test runs outside the source folder, so that it imports the installed package (with
+# its data files), not the cqdlaser/ folder above.
 RUN python3 -m pip install --no-cache-dir . \
-    && python3 -c "import gmsh, dolfinx, slepc4py; print('cqdlaser image ok')"
+    && cd /tmp \
+    && python3 -c "import cqdlaser, cqdlaser.studies.cli, dolfinx, gmsh, slepc4py; \
+from cqdlaser.physics.materials import known_materials; \
+print('cqdlaser', cqdlaser.__version__, 'image ok,', len(known_materials()), 'materials')" \
+    && cqdlaser --help > /dev/null
 
 WORKDIR /out
 ENTRYPOINT ["cqdlaser"]

@@ -1,11 +1,15 @@
 """The device and run description: frozen dataclasses, one per TOML section, validated.
 
-Field names are the TOML keys of the user-facing contract (``DESIGN.md``), so they carry their unit
-(``thickness_nm``); properties without a unit suffix give the same quantity in SI units. Materials
-are names here: ``physics.materials`` resolves them (and rejects unknown ones) before any meshing.
+Field names are the TOML keys of the user-facing contract (``docs/configuration.md``), so they carry
+their unit (``thickness_nm``); properties without a unit suffix give the same quantity in SI units.
+Materials are names here: ``physics.materials`` resolves them (and rejects unknown ones) before any
+meshing.
 
-Every numeric field declares its allowed range in its metadata; ``__post_init__`` checks it and
-raises :class:`~geometry.errors.ConfigError` naming ``section.key``, the value and the range.
+Every field documents itself in its metadata: ``doc`` (its meaning, one sentence), and for a number
+its allowed range (``__post_init__`` checks it and raises :class:`~geometry.errors.ConfigError`
+naming ``section.key``, the value and the range) or for a word its choices. The configuration
+reference, ``docs/configuration.md``, is generated from this metadata and the classes' docstrings
+(:mod:`geometry.reference`).
 """
 
 from __future__ import annotations
@@ -18,16 +22,42 @@ from typing import Any, ClassVar
 from cqdlaser.geometry.errors import ConfigError
 
 
-def _num(lo: float, hi: float, *, integer: bool = False, open_lo: bool = False) -> dict[str, Any]:
-    return {"range": (lo, hi), "integer": integer, "open_lo": open_lo}
+def _num(
+    lo: float,
+    hi: float,
+    *,
+    doc: str,
+    integer: bool = False,
+    open_lo: bool = False,
+    form: str = "",
+) -> dict[str, Any]:
+    """Metadata of a number in ``[lo, hi]`` (``(lo, hi]`` with ``open_lo``), or of a list of them
+    where ``form`` (markdown) says which, e.g. ``"a number or `[n, kappa]`"``."""
+    return {"range": (lo, hi), "integer": integer, "open_lo": open_lo, "doc": doc, "form": form}
 
 
-def _choice(*choices: str) -> dict[str, Any]:
-    return {"choices": choices}
+def _choice(*choices: str, doc: str) -> dict[str, Any]:
+    """Metadata of a word among ``choices``."""
+    return {"choices": choices, "doc": doc}
+
+
+def _material(doc: str) -> dict[str, Any]:
+    """Metadata of a material name (resolved, or rejected, by ``physics.materials``)."""
+    return {"material": True, "doc": doc}
+
+
+def _flag(doc: str) -> dict[str, Any]:
+    """Metadata of a true/false switch."""
+    return {"doc": doc}
 
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
+
+
+def format_range(lo: float, hi: float, *, open_lo: bool = False) -> str:
+    """The interval ``[lo, hi]``, or ``(lo, hi]`` with an open lower bound, as errors print it."""
+    return f"{'(' if open_lo else '['}{_fmt(lo)}, {_fmt(hi)}]"
 
 
 class _Validated:
@@ -48,7 +78,13 @@ class _Validated:
             elif "range" in f.metadata:
                 values = value if isinstance(value, tuple) else (value,)
                 for v in values:
-                    _check_number(key, v, **f.metadata)
+                    _check_number(
+                        key,
+                        v,
+                        f.metadata["range"],
+                        integer=f.metadata["integer"],
+                        open_lo=f.metadata["open_lo"],
+                    )
         self.check()
 
     def check(self) -> None:
@@ -56,19 +92,19 @@ class _Validated:
 
 
 def _check_number(
-    key: str, v: object, *, range: tuple[float, float], integer: bool, open_lo: bool
+    key: str, v: object, range: tuple[float, float], *, integer: bool, open_lo: bool
 ) -> None:
     lo, hi = range
+    interval = format_range(lo, hi, open_lo=open_lo)
     kind = "an integer" if integer else "a number"
     if (
         isinstance(v, bool)
         or not isinstance(v, int | float)
         or (integer and not isinstance(v, int))
     ):
-        raise ConfigError(key, v, f"must be {kind} in [{_fmt(lo)}, {_fmt(hi)}]")
-    bracket = "(" if open_lo else "["
+        raise ConfigError(key, v, f"must be {kind} in {interval}")
     if not math.isfinite(v) or v > hi or v < lo or (open_lo and v == lo):
-        raise ConfigError(key, v, f"must be in {bracket}{_fmt(lo)}, {_fmt(hi)}]")
+        raise ConfigError(key, v, f"must be in {interval}")
 
 
 @dataclass(frozen=True)
@@ -76,8 +112,21 @@ class Film(_Validated):
     """The CQD gain layer above the pillar tops (it also fills the grating around the pillars)."""
 
     section: ClassVar[str] = "film"
-    material: str = "cqd_inorganic"
-    thickness_nm: float = field(default=120.0, metadata=_num(5, 5000))
+    material: str = field(
+        default="cqd_inorganic",
+        metadata=_material(
+            "The CQD solid of the gain layer: `cqd_inorganic`, `cqd_organic` or another."
+        ),
+    )
+    thickness_nm: float = field(
+        default=120.0,
+        metadata=_num(
+            5,
+            5000,
+            doc="Thickness above the pillar tops (the whole film without a grating); at least "
+            "`mesh.film_elements` nm.",
+        ),
+    )
 
     @property
     def thickness(self) -> float:
@@ -87,14 +136,33 @@ class Film(_Validated):
 
 @dataclass(frozen=True)
 class Grating(_Validated):
-    """Second-order DFB: a square lattice of cylindrical pillars standing on the substrate."""
+    """Second-order DFB: a square lattice of cylindrical pillars on the substrate (or cladding)."""
 
     section: ClassVar[str] = "grating"
-    lattice: str = field(default="square", metadata=_choice("square"))
-    period_nm: float = field(default=430.0, metadata=_num(100, 5000))
-    pillar_diameter_nm: float = field(default=160.0, metadata=_num(10, 5000))
-    pillar_height_nm: float = field(default=130.0, metadata=_num(5, 5000))
-    material: str = "sio2"
+    lattice: str = field(
+        default="square",
+        metadata=_choice(
+            "square", doc="Lattice of the pillars: square, period the same in x and y."
+        ),
+    )
+    period_nm: float = field(
+        default=430.0,
+        metadata=_num(100, 5000, doc="Lattice period; the Bragg line is near `n_eff` times it."),
+    )
+    pillar_diameter_nm: float = field(
+        default=160.0,
+        metadata=_num(10, 5000, doc="Diameter of the cylindrical pillars; less than `period_nm`."),
+    )
+    pillar_height_nm: float = field(
+        default=130.0,
+        metadata=_num(
+            5,
+            5000,
+            doc="Height of the pillars (the grating layer), at least `mesh.film_elements` nm; the "
+            "film fills the space around them.",
+        ),
+    )
+    material: str = field(default="sio2", metadata=_material("Material of the pillars."))
 
     def check(self) -> None:
         if self.pillar_diameter_nm >= self.period_nm:
@@ -130,8 +198,10 @@ class Cap(_Validated):
     """Optional spin-on-glass cover on top of the film."""
 
     section: ClassVar[str] = "cap"
-    material: str = "sog"
-    thickness_nm: float = field(default=1000.0, metadata=_num(1, 1e5))
+    material: str = field(default="sog", metadata=_material("Material of the cover."))
+    thickness_nm: float = field(
+        default=1000.0, metadata=_num(1, 1e5, doc="Thickness of the cover.")
+    )
 
     @property
     def thickness(self) -> float:
@@ -144,8 +214,10 @@ class Cladding(_Validated):
     """Optional low-index layer between the substrate and the grating/film."""
 
     section: ClassVar[str] = "cladding"
-    material: str = "mgf2"
-    thickness_nm: float = field(default=300.0, metadata=_num(1, 1e5))
+    material: str = field(default="mgf2", metadata=_material("Material of the cladding."))
+    thickness_nm: float = field(
+        default=300.0, metadata=_num(1, 1e5, doc="Thickness of the cladding.")
+    )
 
     @property
     def thickness(self) -> float:
@@ -158,9 +230,21 @@ class Substrate(_Validated):
     """The substrate; its bottom is the heat sink. ``c_axis`` orients a uniaxial crystal."""
 
     section: ClassVar[str] = "substrate"
-    material: str = "mgf2"
-    thickness_um: float = field(default=500.0, metadata=_num(1, 1e4))
-    c_axis: str = field(default="z", metadata=_choice("x", "y", "z"))
+    material: str = field(default="mgf2", metadata=_material("Material of the substrate."))
+    thickness_um: float = field(
+        default=500.0,
+        metadata=_num(1, 1e4, doc="Thickness; the bottom is held at `heat.sink_temperature_k`."),
+    )
+    c_axis: str = field(
+        default="z",
+        metadata=_choice(
+            "x",
+            "y",
+            "z",
+            doc="Device axis along the c axis of a uniaxial crystal (MgF2, sapphire), which "
+            "conducts with its `parallel_c` value along it (z: normal to the layers).",
+        ),
+    )
 
     @property
     def thickness(self) -> float:
@@ -178,14 +262,81 @@ class Pump(_Validated):
     """
 
     section: ClassVar[str] = "pump"
-    spot_um: tuple[float, float] = field(default=(30.0, 50.0), metadata=_num(0.1, 1e4))
-    shape: str = field(default="rectangle", metadata=_choice("rectangle", "ellipse", "gaussian"))
-    intensity_kw_cm2: float = field(default=88.0, metadata=_num(0, 1e5, open_lo=True))
-    wavelength_nm: float = field(default=442.0, metadata=_num(200, 3000))
-    pulse_ns: float | None = field(default=2500.0, metadata=_num(0.01, 1e10, open_lo=True))
-    period_us: float | None = field(default=None, metadata=_num(1e-3, 1e9, open_lo=True))
-    heat_fraction: float | None = field(default=None, metadata=_num(0, 1, open_lo=True))
-    absorption: str = field(default="uniform", metadata=_choice("uniform", "beer-lambert"))
+    spot_um: tuple[float, float] = field(
+        default=(30.0, 50.0),
+        metadata=_num(
+            0.1,
+            1e4,
+            form="two numbers `[x, y]`",
+            doc="Full spot size along x and y: the sides of the rectangle, the axes of the "
+            "ellipse, or the Gaussian's 1/e^2 diameters.",
+        ),
+    )
+    shape: str = field(
+        default="rectangle",
+        metadata=_choice(
+            "rectangle",
+            "ellipse",
+            "gaussian",
+            doc="Spot profile: a top-hat rectangle or ellipse, or a Gaussian (peak twice the "
+            "average intensity).",
+        ),
+    )
+    intensity_kw_cm2: float = field(
+        default=88.0,
+        metadata=_num(
+            0, 1e5, open_lo=True, doc="Average peak intensity over the spot during the pulse."
+        ),
+    )
+    wavelength_nm: float = field(
+        default=442.0,
+        metadata=_num(
+            200,
+            3000,
+            doc="Pump wavelength: with `optics.wavelength_nm` it gives the quantum defect of the "
+            "computed heat fraction.",
+        ),
+    )
+    pulse_ns: float | None = field(
+        default=2500.0,
+        metadata=_num(
+            0.01,
+            1e10,
+            open_lo=True,
+            doc="Length of the square pump pulse (of each pulse of a train); a file without the "
+            "key gets the default: CW is `pulse_ns = None` in the Python API, and "
+            "`cqdlaser heat --steady` solves the CW steady state.",
+        ),
+    )
+    period_us: float | None = field(
+        default=None,
+        metadata=_num(
+            1e-3,
+            1e9,
+            open_lo=True,
+            doc="Repetition period of a pulse train, longer than the pulse (omitted: one pulse).",
+        ),
+    )
+    heat_fraction: float | None = field(
+        default=None,
+        metadata=_num(
+            0,
+            1,
+            open_lo=True,
+            doc="Fraction of the incident intensity that becomes heat in the film (omitted: "
+            "A (1 - PLQY lambda_pump / lambda_emission), from the film's single-pass absorption "
+            "A of the pump and its PLQY).",
+        ),
+    )
+    absorption: str = field(
+        default="uniform",
+        metadata=_choice(
+            "uniform",
+            "beer-lambert",
+            doc="Depth profile of the heat in the CQD material: uniform, or decaying from the top "
+            "with the film's absorption coefficient at the pump wavelength.",
+        ),
+    )
 
     def check(self) -> None:
         if not isinstance(self.spot_um, tuple) or len(self.spot_um) != 2:
@@ -237,8 +388,23 @@ class Optics(_Validated):
     """Emission wavelength and the polarisation of the lasing mode."""
 
     section: ClassVar[str] = "optics"
-    wavelength_nm: float = field(default=643.0, metadata=_num(200, 3000))
-    polarisation: str = field(default="TE", metadata=_choice("TE", "TM"))
+    wavelength_nm: float = field(
+        default=643.0,
+        metadata=_num(
+            200,
+            3000,
+            doc="Emission wavelength: the modes are solved at it and the band-edge search starts "
+            "from it.",
+        ),
+    )
+    polarisation: str = field(
+        default="TE",
+        metadata=_choice(
+            "TE",
+            "TM",
+            doc="Polarisation of the lasing mode (TE: electric field in the plane of the layers).",
+        ),
+    )
 
     @property
     def wavelength(self) -> float:
@@ -257,21 +423,106 @@ class Heat(_Validated):
     """
 
     section: ClassVar[str] = "heat"
-    end_time_us: float = field(default=10.0, metadata=_num(1e-4, 1e7, open_lo=True))
-    mesh: str = field(default="axisymmetric", metadata=_choice("axisymmetric", "device", "stack"))
-    grating_model: str = field(default="homogenised", metadata=_choice("homogenised", "resolved"))
-    grating_conductivity: str = field(
-        default="rayleigh", metadata=_choice("rayleigh", "cell", "constriction")
+    end_time_us: float = field(
+        default=10.0,
+        metadata=_num(
+            1e-4,
+            1e7,
+            open_lo=True,
+            doc="End of the simulated span from the pump's start (lasing runs stop at the end of "
+            "the pulse instead).",
+        ),
     )
-    sink_temperature_k: float = field(default=295.0, metadata=_num(1, 2000))
-    top: str = field(default="adiabatic", metadata=_choice("adiabatic", "convective"))
-    heat_transfer_coefficient_w_m2k: float = field(default=0.0, metadata=_num(0, 1e8))
-    boundary_resistance_m2k_w: float = field(default=0.0, metadata=_num(0, 1e-3))
-    scheme: str = field(default="bdf2", metadata=_choice("bdf2", "backward-euler"))
-    first_step_ns: float = field(default=1.0, metadata=_num(1e-4, 1e6, open_lo=True))
-    max_step_us: float = field(default=1000.0, metadata=_num(1e-6, 1e7, open_lo=True))
-    step_growth: float = field(default=1.15, metadata=_num(1.0, 2.0))
-    nonlinear: bool = False
+    mesh: str = field(
+        default="axisymmetric",
+        metadata=_choice(
+            "axisymmetric",
+            "device",
+            "stack",
+            doc="Mesh of heat runs: r-z with a disk spot of the same area, the 3D quarter device "
+            "under the real spot, or the 1D layer stack (laterally uniform).",
+        ),
+    )
+    grating_model: str = field(
+        default="homogenised",
+        metadata=_choice(
+            "homogenised",
+            "resolved",
+            doc="The grating on `device` meshes: one homogenised anisotropic layer, or pillars "
+            "resolved in a patch under the spot (`mesh.resolved_pillars_um`).",
+        ),
+    )
+    grating_conductivity: str = field(
+        default="rayleigh",
+        metadata=_choice(
+            "rayleigh",
+            "cell",
+            "constriction",
+            doc="Conductivity of the homogenised grating layer: closed-form estimate, periodic "
+            "cell problem, or cell problem with the stack's constriction resistance in k_zz.",
+        ),
+    )
+    sink_temperature_k: float = field(
+        default=295.0,
+        metadata=_num(
+            1,
+            2000,
+            doc="Temperature of the heat sink (the substrate bottom and far sides), also the "
+            "initial and the ambient temperature.",
+        ),
+    )
+    top: str = field(
+        default="adiabatic",
+        metadata=_choice(
+            "adiabatic",
+            "convective",
+            doc="Top surface: no heat flux, or h (T - T_sink) out with h "
+            "`heat_transfer_coefficient_w_m2k`.",
+        ),
+    )
+    heat_transfer_coefficient_w_m2k: float = field(
+        default=0.0,
+        metadata=_num(0, 1e8, doc="Heat-transfer coefficient h of a convective top."),
+    )
+    boundary_resistance_m2k_w: float = field(
+        default=0.0,
+        metadata=_num(
+            0,
+            1e-3,
+            doc="Thermal boundary resistance at the interface under the grating or film (0: "
+            "perfect contact).",
+        ),
+    )
+    scheme: str = field(
+        default="bdf2",
+        metadata=_choice(
+            "bdf2",
+            "backward-euler",
+            doc="Implicit time integration: variable-step BDF2 (backward Euler on the first step "
+            "after each pump edge) or backward Euler.",
+        ),
+    )
+    first_step_ns: float = field(
+        default=1.0,
+        metadata=_num(
+            1e-4, 1e6, open_lo=True, doc="First time step, and the step after each pump edge."
+        ),
+    )
+    max_step_us: float = field(
+        default=1000.0,
+        metadata=_num(1e-6, 1e7, open_lo=True, doc="Largest time step."),
+    )
+    step_growth: float = field(
+        default=1.15,
+        metadata=_num(1.0, 2.0, doc="Ratio of successive time steps between pump edges."),
+    )
+    nonlinear: bool = field(
+        default=False,
+        metadata=_flag(
+            "Temperature-dependent conductivities, k(295 K) (T / 295 K)^n with each material's "
+            "`conductivity_exponent` n, solved by Newton's method."
+        ),
+    )
 
     @property
     def end_time(self) -> float:
@@ -288,12 +539,45 @@ class Laser(_Validated):
     """
 
     section: ClassVar[str] = "laser"
-    threshold_kw_cm2: float = field(default=52.0, metadata=_num(0, 1e5, open_lo=True))
-    t0_k: float = field(default=72.0, metadata=_num(1, 1e5))
-    model: str = field(default="exponential", metadata=_choice("exponential", "auger"))
-    reference_temperature_k: float = field(default=295.0, metadata=_num(1, 2000))
-    activation_energy_mev: float = field(default=78.0, metadata=_num(0, 5000))
-    slope_efficiency: float = field(default=0.0, metadata=_num(0, 1))
+    threshold_kw_cm2: float = field(
+        default=52.0,
+        metadata=_num(
+            0,
+            1e5,
+            open_lo=True,
+            doc="Threshold pump intensity P_th0 at `reference_temperature_k`.",
+        ),
+    )
+    t0_k: float = field(
+        default=72.0,
+        metadata=_num(1, 1e5, doc="Characteristic temperature T0 of the `exponential` model."),
+    )
+    model: str = field(
+        default="exponential",
+        metadata=_choice(
+            "exponential",
+            "auger",
+            doc="Threshold law: exp((T - T_ref)/T0), or the Auger-lifetime form "
+            "(T/T_ref)^(3/2) exp[(E_a/k)(1/T_ref - 1/T)] of the paper's Eq. (1).",
+        ),
+    )
+    reference_temperature_k: float = field(
+        default=295.0,
+        metadata=_num(1, 2000, doc="Temperature T_ref at which the threshold is P_th0."),
+    )
+    activation_energy_mev: float = field(
+        default=78.0,
+        metadata=_num(0, 5000, doc="Effective activation energy E_a of the `auger` model."),
+    )
+    slope_efficiency: float = field(
+        default=0.0,
+        metadata=_num(
+            0,
+            1,
+            doc="Laser power out per pump power above threshold, taken off the heat while the "
+            "film lases (0: lasing does not change the heat).",
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -309,33 +593,116 @@ class MeshResolution(_Validated):
     """
 
     section: ClassVar[str] = "mesh"
-    scale: float = field(default=1.0, metadata=_num(0.05, 20))
-    film_elements: int = field(default=3, metadata=_num(1, 100, integer=True))
-    pillar_elements: int = field(default=8, metadata=_num(3, 200, integer=True))
-    grading: float = field(default=1.3, metadata=_num(1.01, 4))
-    lateral_extent_um: float | None = field(default=None, metadata=_num(1, 1e5))
-    optical_padding_um: float = field(default=2.0, metadata=_num(0.1, 100))
-    resolved_pillars_um: float | None = field(default=None, metadata=_num(0.1, 1e4))
+    scale: float = field(
+        default=1.0,
+        metadata=_num(0.05, 20, doc="Factor on every target element size (below 1: finer)."),
+    )
+    film_elements: int = field(
+        default=3,
+        metadata=_num(
+            1,
+            100,
+            integer=True,
+            doc="Minimum number of elements across the film and across each thin layer.",
+        ),
+    )
+    pillar_elements: int = field(
+        default=8,
+        metadata=_num(
+            3,
+            200,
+            integer=True,
+            doc="Number of elements across a pillar diameter (each at least 1 nm).",
+        ),
+    )
+    grading: float = field(
+        default=1.3,
+        metadata=_num(1.01, 4, doc="Growth ratio of element sizes away from the film."),
+    )
+    lateral_extent_um: float | None = field(
+        default=None,
+        metadata=_num(
+            1,
+            1e5,
+            doc="Half-width of the thermal domain, more than the spot's half-width (omitted: the "
+            "substrate thickness).",
+        ),
+    )
+    optical_padding_um: float = field(
+        default=2.0,
+        metadata=_num(
+            0.1, 100, doc="How far optical meshes extend above and below the guiding layers."
+        ),
+    )
+    resolved_pillars_um: float | None = field(
+        default=None,
+        metadata=_num(
+            0.1,
+            1e4,
+            doc="Half-width of the patch of resolved pillars (omitted: the spot's half-widths "
+            "plus three periods).",
+        ),
+    )
 
 
 @dataclass(frozen=True)
 class MaterialOverride(_Validated):
-    """A user override of (or a new) material's properties, ``[materials.<name>]``."""
+    """Overrides of a known material's properties (a key left out keeps the data file's value,
+    listed by ``cqdlaser materials``), or a new material, which needs ``thermal_conductivity_w_mk``,
+    ``density_kg_m3``, ``specific_heat_j_kgk`` and ``refractive_index``.
+
+    One ``[materials.<name>]`` table per material; any layer's ``material`` key may name a new one.
+    """
 
     section: ClassVar[str] = "materials"
     thermal_conductivity_w_mk: float | tuple[float, float, float] | None = field(
-        default=None, metadata=_num(1e-4, 1e5, open_lo=True)
+        default=None,
+        metadata=_num(
+            1e-4,
+            1e5,
+            open_lo=True,
+            form="a number or `[k_xx, k_yy, k_zz]`",
+            doc="Thermal conductivity at 295 K, isotropic or the diagonal in device axes.",
+        ),
     )
-    density_kg_m3: float | None = field(default=None, metadata=_num(0.01, 1e5))
-    specific_heat_j_kgk: float | None = field(default=None, metadata=_num(1, 1e5))
+    density_kg_m3: float | None = field(default=None, metadata=_num(0.01, 1e5, doc="Density."))
+    specific_heat_j_kgk: float | None = field(
+        default=None, metadata=_num(1, 1e5, doc="Specific heat capacity.")
+    )
     refractive_index: float | tuple[float, float] | None = field(
-        default=None, metadata=_num(0, 100)
+        default=None,
+        metadata=_num(
+            0,
+            100,
+            form="a number or `[n, kappa]`",
+            doc="Refractive index n (n + i kappa where absorbing) at the emission wavelength.",
+        ),
     )
     refractive_index_pump: float | tuple[float, float] | None = field(
-        default=None, metadata=_num(0, 100)
+        default=None,
+        metadata=_num(
+            0,
+            100,
+            form="a number or `[n, kappa]`",
+            doc="Refractive index at the pump wavelength; kappa gives the absorption coefficient "
+            "4 pi kappa / 442 nm (omitted for a new material: `refractive_index`).",
+        ),
     )
-    dn_dt_per_k: float | None = field(default=None, metadata=_num(-1e-2, 1e-2))
-    plqy: float | None = field(default=None, metadata=_num(0, 1))
+    dn_dt_per_k: float | None = field(
+        default=None,
+        metadata=_num(
+            -1e-2, 1e-2, doc="Thermo-optic coefficient dn/dT (omitted for a new material: 0)."
+        ),
+    )
+    plqy: float | None = field(
+        default=None,
+        metadata=_num(
+            0,
+            1,
+            doc="Photoluminescence quantum yield of a gain material, for the computed heat "
+            "fraction (omitted for a new material: 0).",
+        ),
+    )
 
     def check(self) -> None:
         k = self.thermal_conductivity_w_mk
