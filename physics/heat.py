@@ -40,10 +40,11 @@ UFL. The storage term is lumped by row sums by default (``int C phi_i w``; posit
 also on the r-z axis), which keeps the discrete maximum principle at the 1 ns first steps where a
 consistent mass matrix overshoots by ~1 % next to the film/substrate interface.
 
-Linear solvers: CG + GAMG (prefix ``heat_``), or MUMPS LU for at most ``direct_max_dofs``
-unknowns; defaults in ``DEFAULT_HEAT_*OPTIONS``, overridden by ``HeatSettings.petsc_options`` /
-``snes_options``, and by command-line options under the prefix. Every solve checks the converged
-reason and raises ``RuntimeError`` naming it and the options. On quadrilateral and hexahedral
+Linear solvers: CG + GAMG (prefix ``heat_`` by default, ``petsc_options_prefix``), or MUMPS LU
+for at most ``direct_max_dofs`` unknowns; defaults in ``DEFAULT_HEAT_*OPTIONS``, overridden by
+``HeatSettings.petsc_options`` / ``snes_options``, and by command-line options under the prefix.
+Every solve checks the converged reason and raises :class:`~physics._petsc.SolverError` (a
+``RuntimeError``) naming it and the options in effect. On quadrilateral and hexahedral
 meshes of degree 1 (``vertex_preconditioner``) CG solves with the operator ``A`` but GAMG is
 built from ``P = K_v + (a0/dt) M_lumped``, ``K_v`` the conduction matrix integrated at the cell
 vertices (Gauss-Lobatto, 2 points a direction). On the flat, extruded cells of the device meshes
@@ -89,7 +90,8 @@ from dolfinx.fem import petsc as fem_petsc
 
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
-from cqdlaser.physics._petsc import configure, options_set
+from cqdlaser.physics._fem import boundary_dofs, global_max, global_sum
+from cqdlaser.physics._petsc import SolverError, configure, options_set
 from cqdlaser.physics.source import HeatSource, source_from_device
 
 logger = logging.getLogger(__name__)
@@ -362,11 +364,6 @@ def _vertical_axes(kind: str, gdim: int) -> tuple[int, ...]:
     return {1: (2,), 2: (0, 2), 3: (0, 1, 2)}[gdim]
 
 
-def _reason_name(enum: Any, reason: int) -> str:
-    names = {v: k for k, v in vars(enum).items() if isinstance(v, int)}
-    return names.get(reason, str(reason))
-
-
 def _drop_zeros(matrix: PETSc.Mat) -> PETSc.Mat:
     """A copy of an assembled AIJ matrix without its stored zeros (the diagonal is kept)."""
     indptr, columns, values = matrix.getValuesCSR()
@@ -385,12 +382,22 @@ def _drop_zeros(matrix: PETSc.Mat) -> PETSc.Mat:
 class HeatProblem:
     """Heat conduction on a tagged mesh: transient steps, runs and steady states.
 
+    The constructor sets the problem up in named steps (function space and constants, the sink
+    condition, the forms, the monitors, the storage matrix, the linear or Newton solver, the
+    energy bookkeeping); :meth:`destroy` releases the PETSc objects it created, and the problem
+    is a context manager that does so on leaving the block::
+
+        with HeatProblem(mesh_data, materials, source) as problem:
+            history = problem.run(2e-6)
+
     Attributes:
         u: Temperature rise above the sink, T - T_sink (K), at the current time.
         u_n: The rise at the previous time level; ``u_nn`` the one before.
         t: Current time (s), a ``fem.Constant`` (sources given as functions see ``t_{n+1}``).
         dt: Current step (s), a ``fem.Constant``.
         V: The Lagrange space of ``u``.
+        petsc_options_prefix: Options prefix of the linear solver; the Newton solver's is this
+            followed by ``snes_``.
         krylov_iterations: Iterations of every linear solve so far (1 per MUMPS solve).
         preconditioner_builds: Number of preconditioner set-ups (factorisations for MUMPS).
     """
@@ -403,6 +410,7 @@ class HeatProblem:
         settings: HeatSettings | None = None,
         *,
         initial: Callable[[np.ndarray], np.ndarray] | None = None,
+        petsc_options_prefix: str = "heat_",
     ) -> None:
         """Set up the forms, matrices and solvers.
 
@@ -414,266 +422,31 @@ class HeatProblem:
                 (W/m^3) of the UFL spatial coordinate and the time constant.
             settings: Boundary conditions, stepping and solvers (default ``HeatSettings()``).
             initial: Initial rise T - T_sink (K) as a function of coordinates (default 0).
+            petsc_options_prefix: Options prefix of the linear solver (``-heat_ksp_monitor`` on
+                the command line); the Newton solver's is this followed by ``snes_``.
         """
         self.mesh_data = mesh_data
-        self.settings = settings = settings if settings is not None else HeatSettings()
+        self.settings = settings if settings is not None else HeatSettings()
         self.source = source
-        msh = mesh_data.mesh
-        self.comm: MPI.Comm = msh.comm
-        missing = sorted(set(mesh_data.regions) - set(materials))
-        if missing:
-            raise KeyError(f"no material for regions {missing} (given: {sorted(materials)})")
-        sinks = [name for name in SINKS if name in mesh_data.boundaries]
-        if not sinks:
-            raise KeyError(f"the mesh has no sink boundary {SINKS}: {sorted(mesh_data.boundaries)}")
-
-        gdim = msh.geometry.dim
-        tdim = msh.topology.dim
-        self.V = V = fem.functionspace(msh, ("Lagrange", settings.element_degree))
-        self.u = fem.Function(V, name="temperature_rise")
-        self.u_n = fem.Function(V)
-        self.u_nn = fem.Function(V)
-        if initial is not None:
-            self.u_n.interpolate(initial)
-            self.u.x.array[:] = self.u_n.x.array
-        scalar = dolfinx.default_scalar_type
-        self.t = fem.Constant(msh, scalar(0.0))
-        self.dt = fem.Constant(msh, scalar(settings.first_step))
-        self._c = [fem.Constant(msh, scalar(0.0)) for _ in range(3)]  # a0/dt, -a1/dt, -a2/dt
-        self._factor = fem.Constant(msh, scalar(1.0))
-        # Factor on the pump heat of the next steps, set by the caller between steps (less heat
-        # while the film lases); the energy bookkeeping includes it.
-        self.source_scale = 1.0
-        self._dt_prev: float | None = None
-        self._have_history = False
-
-        x = ufl.SpatialCoordinate(msh)
-        self.weight = 2.0 * math.pi * x[0] if mesh_data.axisymmetric else ufl.as_ufl(1.0)
-        w = self.weight
-        dx = mesh_data.dx()
-        ds = mesh_data.ds()
-        v = ufl.TestFunction(V)
-
-        fdim = tdim - 1
-        msh.topology.create_connectivity(fdim, tdim)
-        sink_facets = np.unique(
-            np.concatenate([mesh_data.facet_tags.find(mesh_data.boundary(n)) for n in sinks])
-        ).astype(np.int32)
-        sink_dofs = fem.locate_dofs_topological(V, fdim, sink_facets)
-        self.bcs = [fem.dirichletbc(scalar(0.0), sink_dofs, V)]
-        self._sink_indicator = fem.Function(V)
-        self._sink_indicator.x.array[sink_dofs] = 1.0
-
-        rho = None
-        if settings.boundary_resistance > 0.0:
-            rho = _boundary_resistance_field(mesh_data, settings.boundary_resistance)
-
-        axes = _vertical_axes(mesh_data.kind, gdim)
-        temperature = self.u + settings.sink_temperature
-        self._region_terms = []
-        for name, tag in mesh_data.regions.items():
-            mat = materials[name]
-            k = fem.Constant(msh, np.array([mat.thermal_conductivity[i] for i in axes], scalar))
-            c = fem.Constant(msh, scalar(mat.volumetric_heat_capacity))
-            n = float(mat.conductivity_exponent) if settings.nonlinear else 0.0
-            self._region_terms.append((tag, k, c, n))
-
-        def conductivity(k: fem.Constant, n: float) -> Any:
-            factor = (temperature / REFERENCE_TEMPERATURE) ** n if n != 0.0 else 1.0
-            comps = [k[i] * factor for i in range(len(axes))]
-            if rho is not None:
-                comps[-1] = comps[-1] / (1.0 + comps[-1] * rho)
-            return ufl.diag(ufl.as_vector(comps))
-
-        self.nonlinear = any(n != 0.0 for _, _, _, n in self._region_terms)
-        convective = settings.top == "convective" and settings.heat_transfer_coefficient > 0
-        h = fem.Constant(msh, scalar(settings.heat_transfer_coefficient if convective else 0.0))
-        ambient = settings.ambient_temperature
-        ambient_rise = 0.0 if ambient is None else ambient - settings.sink_temperature
-        ds_top = ds(mesh_data.boundary("top")) if "top" in mesh_data.boundaries else None
-        if ds_top is None:
-            convective = False
-
-        # Source terms at full pump (waveform factor 1), or Q(x, t) given as a function.
-        qmeta = (
-            {}
-            if settings.quadrature_degree is None
-            else {"quadrature_degree": settings.quadrature_degree}
-        )
-        if isinstance(source, HeatSource):
-            densities = source.density(mesh_data)
-            q_terms = [
-                (q, dx(mesh_data.region(name), metadata=qmeta)) for name, q in densities.items()
-            ]
-            self._time_dependent_source = False
-            spot = source.spot_indicator(mesh_data)
-        else:
-            q_terms = [(source(x, self.t), ufl.Measure("dx", domain=msh, metadata=qmeta))]
-            self._time_dependent_source = True
-            spot = ufl.as_ufl(1.0)
-        source_rate = sum(q * w * dxq for q, dxq in q_terms)
-        source_form = sum(q * v * w * dxq for q, dxq in q_terms)
-
-        # Monitors: film nodes, interface nodes, film mean over the spot.
-        film = "film" if "film" in mesh_data.regions else None
-        film_cells = (
-            mesh_data.cell_tags.find(mesh_data.region(film))
-            if film is not None
-            else np.arange(msh.topology.index_map(tdim).size_local, dtype=np.int32)
-        )
-        self._film_dofs = np.unique(V.dofmap.list[film_cells].ravel())
-        self._interface_dofs = None
-        if "interface" in mesh_data.boundaries:
-            facets = mesh_data.facet_tags.find(mesh_data.boundary("interface"))
-            self._interface_dofs = fem.locate_dofs_topological(V, fdim, facets)
-        dx_film = dx(mesh_data.region(film)) if film is not None else dx
-        # Linear functionals of u are kept as vectors: a dot product per step, no assembly.
-        self._film_mean = fem_petsc.assemble_vector(fem.form(spot * v * w * dx_film))
-        self._film_mean.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
-        self._film_spot_measure = self._sum(fem.form(spot * w * dx_film))
-
-        c0, c1, c2 = self._c
-        s = self._factor
-        du = ufl.TrialFunction(V)
-        # Residual without the storage term: conduction, convective top, pump.
-        residual = -s * source_form
-        mass = 0
-        capacity = 0
-        history = c0 * self.u - c1 * self.u_n - c2 * self.u_nn
-        mass_on_sink = 0
-        for tag, k, c, n in self._region_terms:
-            kk = conductivity(k, n)
-            residual += ufl.inner(kk * ufl.grad(self.u), ufl.grad(v)) * w * dx(tag)
-            mass += c * du * v * w * dx(tag)
-            capacity += c * v * w * dx(tag)
-            mass_on_sink += c * history * self._sink_indicator * w * dx(tag)
-        top_rate = None
-        if convective:
-            residual += h * (self.u - ambient_rise) * v * w * ds_top
-            top_rate = fem.form(h * (self.u - ambient_rise) * w * ds_top)
-        sink_rate = -ufl.replace(residual, {v: self._sink_indicator})
-        if not settings.lumped_mass:
-            sink_rate -= mass_on_sink
-        self._sink_rate = fem.form(sink_rate)
-        self._top_rate = top_rate
-        self._source_rate = fem.form(source_rate)
-        self._source_power = None if self._time_dependent_source else self._sum(self._source_rate)
-
-        # Storage matrix: consistent, or lumped by row sums (int C phi_i w), which keeps the
-        # discrete maximum principle for the tiny first steps; zero on the sink's rows/columns.
-        mass_form = fem.form(mass)
-        self._M = fem_petsc.assemble_matrix(mass_form, bcs=self.bcs, diag=0.0)
-        self._M.assemble()
-        self._capacity = fem_petsc.assemble_vector(fem.form(capacity))
-        self._capacity.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
-        self._stored = self._capacity.copy()  # int C u w dV = sum_i u_i int C phi_i w dV
-        fem_petsc.set_bc(self._capacity, self.bcs)
-        if settings.lumped_mass:
-            self._M.zeroEntries()
-            self._M.setDiagonal(self._capacity)
-            self._M.assemble()
-
-        self._size = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
-        direct = self._size <= settings.direct_max_dofs and PETSc.Sys().hasExternalPackage("mumps")
-        base = DEFAULT_HEAT_DIRECT_OPTIONS if direct else DEFAULT_HEAT_OPTIONS
-        self.preconditioner_builds = 0
-        self.krylov_iterations: list[int] = []
-        self._history = fem_petsc.create_vector(V)
-        self._b = fem_petsc.create_vector(V)
+        self.comm: MPI.Comm = mesh_data.mesh.comm
+        self.petsc_options_prefix = petsc_options_prefix
+        self._petsc_objects: list[Any] = []
+        sinks = self._check_inputs(materials)
+        self._create_function_space(initial)
+        self._create_sink_condition(sinks)
+        self._define_materials(materials)
+        self._define_top()
+        spot = self._define_source()
+        self._create_monitors(spot)
+        residual, mass, capacity = self._define_forms()
+        self._create_storage_matrix(mass, capacity)
+        self._create_work_vectors()
+        direct = self._use_direct_solver()
         if self.nonlinear:
-            self._options = {**DEFAULT_HEAT_SNES_OPTIONS, **base, **dict(settings.snes_options)}
-            self._options.pop("ksp_initial_guess_nonzero", None)
-            self._F_form = fem.form(residual)
-            self._J_form = fem.form(ufl.derivative(residual, self.u, du))
-            self._J = fem_petsc.create_matrix(self._J_form)
-            self._x = fem_petsc.create_vector(V)
-            self._snes = PETSc.SNES().create(self.comm)
-            self._snes.setFunction(self._snes_residual, self._b)
-            self._snes.setJacobian(self._snes_jacobian, self._J)
-            configure(self._snes, "heat_snes_", self._options)
+            self._create_nonlinear_solver(residual, direct)
         else:
-            self._options = {**base, **dict(settings.petsc_options)}
-            stiff = sum(
-                ufl.inner(conductivity(k, 0.0) * ufl.grad(du), ufl.grad(v)) * w * dx(tag)
-                for tag, k, _, _ in self._region_terms
-            )
-            if convective:
-                stiff += h * du * v * w * ds_top
-            self._K = fem_petsc.assemble_matrix(fem.form(stiff), bcs=self.bcs, diag=1.0)
-            self._K.assemble()
-            self._K_diagonal = self._K.getDiagonal()
-            # The sink's heat flow is affine in u: -a(u, 1_sink) + s int Q 1_sink w + ...
-            indicator = self._sink_indicator
-            self._sink_stiffness = fem_petsc.assemble_vector(
-                fem.form(ufl.replace(stiff, {du: indicator}))
-            )
-            self._sink_stiffness.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
-            self._sink_source = fem.form(ufl.replace(source_form, {v: indicator}))
-            self._sink_source_value = self._sum(self._sink_source)
-            self._sink_ambient = 0.0
-            if convective:
-                self._sink_ambient = self._sum(fem.form(h * ambient_rise * indicator * w * ds_top))
-            self._sink_mass = None
-            if not settings.lumped_mass:
-                self._sink_mass = fem_petsc.assemble_vector(
-                    fem.form(ufl.replace(mass, {du: indicator}))
-                )
-                self._sink_mass.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
-            self._A = self._K.duplicate(copy=True)
-            self._A_coefficient = 0.0
-            # The preconditioning matrix: K at the vertices plus the lumped storage term.
-            self._P: PETSc.Mat | None = None
-            tensor = msh.topology.cell_type in (
-                dolfinx.mesh.CellType.quadrilateral,
-                dolfinx.mesh.CellType.hexahedron,
-            )
-            if (
-                not direct
-                and settings.vertex_preconditioner
-                and tensor
-                and settings.element_degree == 1
-                and self._options.get("ksp_type") != "preonly"
-            ):
-                vertex = {"quadrature_rule": "GLL", "quadrature_degree": 1}
-                stiff_p = sum(
-                    ufl.inner(conductivity(k, 0.0) * ufl.grad(du), ufl.grad(v))
-                    * w
-                    * dx(tag, metadata=vertex)
-                    for tag, k, _, _ in self._region_terms
-                )
-                if convective:
-                    top_tag = mesh_data.boundary("top")
-                    stiff_p += h * du * v * w * ds(top_tag, metadata=vertex)
-                vertex_stiffness = fem_petsc.assemble_matrix(
-                    fem.form(stiff_p), bcs=self.bcs, diag=1.0
-                )
-                vertex_stiffness.assemble()
-                self._P = _drop_zeros(vertex_stiffness)
-                vertex_stiffness.destroy()
-                self._P_stiffness_diagonal = self._P.getDiagonal()
-            self._ksp = PETSc.KSP().create(self.comm)
-            self._ksp.setOperators(self._A, self._A if self._P is None else self._P)
-            configure(self._ksp, "heat_", self._options)
-            # Without Krylov iterations (LU) a kept factorisation would give wrong answers.
-            self._reuse = self._ksp.getType() != PETSc.KSP.Type.PREONLY
-            self._ksp.getPC().setReusePreconditioner(True)
-            self._pc_coefficient: float | None = None
-            self._fresh_preconditioner = False
-            self._reused_iterations = 0
-            self._source_form = fem.form(source_form)
-            self._F_source = fem_petsc.assemble_vector(self._source_form)
-            self._F_source.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
-            self._F_ambient = None
-            if convective and ambient_rise != 0.0:
-                self._F_ambient = fem_petsc.assemble_vector(
-                    fem.form(h * ambient_rise * v * w * ds_top)
-                )
-                self._F_ambient.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
-
-        self.energy_in = 0.0
-        self.energy_out = 0.0
-        self.energy_out_top = 0.0
-        self._rates = self._boundary_rates()
+            self._create_linear_solver(mass, direct)
+        self._create_energy_bookkeeping()
         logger.debug(
             "heat problem: %d unknowns, %s, %s solver",
             self._size,
@@ -687,6 +460,8 @@ class HeatProblem:
         device: Device,
         mesh_data: MeshData,
         materials: Mapping[str, Any] | None = None,
+        *,
+        petsc_options_prefix: str = "heat_",
         **overrides: Any,
     ) -> HeatProblem:
         """The heat problem of a device on one of its meshes.
@@ -695,6 +470,7 @@ class HeatProblem:
             device: The device description (``[pump]`` and ``[heat]`` are used).
             mesh_data: A ``stack`` (thermal), ``axisymmetric`` or ``device`` mesh of it.
             materials: Region name -> material (default: ``region_materials(device)``).
+            petsc_options_prefix: Options prefix of the solvers (see :class:`HeatProblem`).
             overrides: ``HeatSettings`` fields to override.
         """
         if materials is None:
@@ -706,18 +482,389 @@ class HeatProblem:
             materials,
             source_from_device(device, materials),
             HeatSettings.from_device(device, **overrides),
+            petsc_options_prefix=petsc_options_prefix,
         )
+
+    # -- set-up steps ------------------------------------------------------------------------
+
+    def _own(self, obj: Any) -> Any:
+        """Record a PETSc object created here, for :meth:`destroy`; return it."""
+        self._petsc_objects.append(obj)
+        return obj
+
+    def _check_inputs(self, materials: Mapping[str, ThermalMaterial]) -> list[str]:
+        """Every region has a material and the mesh has a sink; return the sink boundaries."""
+        mesh_data = self.mesh_data
+        missing = sorted(set(mesh_data.regions) - set(materials))
+        if missing:
+            raise KeyError(f"no material for regions {missing} (given: {sorted(materials)})")
+        sinks = [name for name in SINKS if name in mesh_data.boundaries]
+        if not sinks:
+            raise KeyError(f"the mesh has no sink boundary {SINKS}: {sorted(mesh_data.boundaries)}")
+        return sinks
+
+    def _create_function_space(self, initial: Callable[[np.ndarray], np.ndarray] | None) -> None:
+        """The space, the rise at three time levels, the time constants and the integral weight."""
+        msh = self.mesh_data.mesh
+        self.V = V = fem.functionspace(msh, ("Lagrange", self.settings.element_degree))
+        self.u = fem.Function(V, name="temperature_rise")
+        self.u_n = fem.Function(V)
+        self.u_nn = fem.Function(V)
+        if initial is not None:
+            self.u_n.interpolate(initial)
+            self.u.x.array[:] = self.u_n.x.array
+        scalar = dolfinx.default_scalar_type
+        self.t = fem.Constant(msh, scalar(0.0))
+        self.dt = fem.Constant(msh, scalar(self.settings.first_step))
+        self._c = [fem.Constant(msh, scalar(0.0)) for _ in range(3)]  # a0/dt, -a1/dt, -a2/dt
+        self._factor = fem.Constant(msh, scalar(1.0))
+        # Factor on the pump heat of the next steps, set by the caller between steps (less heat
+        # while the film lases); the energy bookkeeping includes it.
+        self.source_scale = 1.0
+        self._dt_prev: float | None = None
+        self._have_history = False
+        x = ufl.SpatialCoordinate(msh)
+        self.weight = 2.0 * math.pi * x[0] if self.mesh_data.axisymmetric else ufl.as_ufl(1.0)
+        self._size = V.dofmap.index_map.size_global * V.dofmap.index_map_bs
+
+    def _create_sink_condition(self, sinks: list[str]) -> None:
+        """``u = 0`` on the sink boundaries, and the indicator of the sink's dofs."""
+        V = self.V
+        sink_dofs = boundary_dofs(V, self.mesh_data, sinks)
+        self.bcs = [fem.dirichletbc(dolfinx.default_scalar_type(0.0), sink_dofs, V)]
+        self._sink_indicator = fem.Function(V)
+        self._sink_indicator.x.array[sink_dofs] = 1.0
+
+    def _define_materials(self, materials: Mapping[str, ThermalMaterial]) -> None:
+        """Per region: its tag, conductivity on the mesh's axes, heat capacity and exponent n."""
+        msh = self.mesh_data.mesh
+        settings = self.settings
+        scalar = dolfinx.default_scalar_type
+        self._axes = _vertical_axes(self.mesh_data.kind, msh.geometry.dim)
+        self._resistance = None
+        if settings.boundary_resistance > 0.0:
+            self._resistance = _boundary_resistance_field(
+                self.mesh_data, settings.boundary_resistance
+            )
+        self._region_terms = []
+        for name, tag in self.mesh_data.regions.items():
+            mat = materials[name]
+            k = fem.Constant(
+                msh, np.array([mat.thermal_conductivity[i] for i in self._axes], scalar)
+            )
+            c = fem.Constant(msh, scalar(mat.volumetric_heat_capacity))
+            n = float(mat.conductivity_exponent) if settings.nonlinear else 0.0
+            self._region_terms.append((tag, k, c, n))
+        self.nonlinear = any(n != 0.0 for _, _, _, n in self._region_terms)
+
+    def _conductivity(self, k: fem.Constant, n: float) -> Any:
+        """``diag(k) (T / 295 K)^n``, the through-plane part in series with a boundary
+        resistance where there is one."""
+        temperature = self.u + self.settings.sink_temperature
+        factor = (temperature / REFERENCE_TEMPERATURE) ** n if n != 0.0 else 1.0
+        comps = [k[i] * factor for i in range(len(self._axes))]
+        if self._resistance is not None:
+            comps[-1] = comps[-1] / (1.0 + comps[-1] * self._resistance)
+        return ufl.diag(ufl.as_vector(comps))
+
+    def _define_top(self) -> None:
+        """The convective top: its coefficient h, ambient rise and measure (if convective)."""
+        settings = self.settings
+        mesh_data = self.mesh_data
+        convective = settings.top == "convective" and settings.heat_transfer_coefficient > 0
+        coefficient = settings.heat_transfer_coefficient if convective else 0.0
+        self._h = fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(coefficient))
+        ambient = settings.ambient_temperature
+        self._ambient_rise = 0.0 if ambient is None else ambient - settings.sink_temperature
+        self._ds_top = None
+        if "top" in mesh_data.boundaries:
+            self._ds_top = mesh_data.ds()(mesh_data.boundary("top"))
+        self._convective = convective and self._ds_top is not None
+
+    def _define_source(self) -> Any:
+        """The source terms at full pump (waveform factor 1), or ``Q(x, t)`` given as a
+        function; return the spot indicator of the film-mean monitor."""
+        mesh_data = self.mesh_data
+        msh = mesh_data.mesh
+        settings = self.settings
+        qmeta = (
+            {}
+            if settings.quadrature_degree is None
+            else {"quadrature_degree": settings.quadrature_degree}
+        )
+        dx = mesh_data.dx()
+        v = ufl.TestFunction(self.V)
+        w = self.weight
+        if isinstance(self.source, HeatSource):
+            densities = self.source.density(mesh_data)
+            q_terms = [
+                (q, dx(mesh_data.region(name), metadata=qmeta)) for name, q in densities.items()
+            ]
+            self._time_dependent_source = False
+            spot = self.source.spot_indicator(mesh_data)
+        else:
+            x = ufl.SpatialCoordinate(msh)
+            q_terms = [(self.source(x, self.t), ufl.Measure("dx", domain=msh, metadata=qmeta))]
+            self._time_dependent_source = True
+            spot = ufl.as_ufl(1.0)
+        self._source_rate = fem.form(sum(q * w * dxq for q, dxq in q_terms))
+        self._source_ufl = sum(q * v * w * dxq for q, dxq in q_terms)
+        self._source_power = None if self._time_dependent_source else self._sum(self._source_rate)
+        return spot
+
+    def _create_monitors(self, spot: Any) -> None:
+        """Film nodes (maximum), interface nodes (maximum) and the film mean over the spot."""
+        mesh_data = self.mesh_data
+        msh = mesh_data.mesh
+        V = self.V
+        tdim = msh.topology.dim
+        w = self.weight
+        dx = mesh_data.dx()
+        v = ufl.TestFunction(V)
+        film = "film" if "film" in mesh_data.regions else None
+        film_cells = (
+            mesh_data.cell_tags.find(mesh_data.region(film))
+            if film is not None
+            else np.arange(msh.topology.index_map(tdim).size_local, dtype=np.int32)
+        )
+        self._film_dofs = np.unique(V.dofmap.list[film_cells].ravel())
+        self._interface_dofs = None
+        if "interface" in mesh_data.boundaries:
+            self._interface_dofs = boundary_dofs(V, mesh_data, ["interface"])
+        dx_film = dx(mesh_data.region(film)) if film is not None else dx
+        # Linear functionals of u are kept as vectors: a dot product per step, no assembly.
+        self._film_mean = self._own(fem_petsc.assemble_vector(fem.form(spot * v * w * dx_film)))
+        self._film_mean.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+        self._film_spot_measure = self._sum(fem.form(spot * w * dx_film))
+
+    def _define_forms(self) -> tuple[Any, Any, Any]:
+        """The residual without the storage term (conduction, convective top, pump), the
+        storage (mass) and capacity forms, and the heat flows through the sink and the top.
+
+        Returns:
+            The residual, mass and capacity forms (UFL).
+        """
+        mesh_data = self.mesh_data
+        V = self.V
+        w = self.weight
+        dx = mesh_data.dx()
+        v = ufl.TestFunction(V)
+        du = ufl.TrialFunction(V)
+        c0, c1, c2 = self._c
+        residual = -self._factor * self._source_ufl
+        mass = 0
+        capacity = 0
+        history = c0 * self.u - c1 * self.u_n - c2 * self.u_nn
+        mass_on_sink = 0
+        for tag, k, c, n in self._region_terms:
+            kk = self._conductivity(k, n)
+            residual += ufl.inner(kk * ufl.grad(self.u), ufl.grad(v)) * w * dx(tag)
+            mass += c * du * v * w * dx(tag)
+            capacity += c * v * w * dx(tag)
+            mass_on_sink += c * history * self._sink_indicator * w * dx(tag)
+        self._top_rate = None
+        if self._convective:
+            h, ambient_rise, ds_top = self._h, self._ambient_rise, self._ds_top
+            residual += h * (self.u - ambient_rise) * v * w * ds_top
+            self._top_rate = fem.form(h * (self.u - ambient_rise) * w * ds_top)
+        sink_rate = -ufl.replace(residual, {v: self._sink_indicator})
+        if not self.settings.lumped_mass:
+            sink_rate -= mass_on_sink
+        self._sink_rate = fem.form(sink_rate)
+        return residual, mass, capacity
+
+    def _create_storage_matrix(self, mass: Any, capacity: Any) -> None:
+        """The storage matrix, consistent or lumped by row sums (``int C phi_i w``, which keeps
+        the discrete maximum principle for the tiny first steps), zero on the sink's rows and
+        columns; the capacity vector and the stored-energy functional."""
+        self._M = self._own(fem_petsc.assemble_matrix(fem.form(mass), bcs=self.bcs, diag=0.0))
+        self._M.assemble()
+        self._capacity = self._own(fem_petsc.assemble_vector(fem.form(capacity)))
+        self._capacity.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+        # int C u w dV = sum_i u_i int C phi_i w dV
+        self._stored = self._own(self._capacity.copy())
+        fem_petsc.set_bc(self._capacity, self.bcs)
+        if self.settings.lumped_mass:
+            self._M.zeroEntries()
+            self._M.setDiagonal(self._capacity)
+            self._M.assemble()
+
+    def _create_work_vectors(self) -> None:
+        """The storage history and right-hand side vectors, and the solver statistics."""
+        self.preconditioner_builds = 0
+        self.krylov_iterations: list[int] = []
+        self._history = self._own(fem_petsc.create_vector(self.V))
+        self._b = self._own(fem_petsc.create_vector(self.V))
+
+    def _use_direct_solver(self) -> bool:
+        """MUMPS for at most ``direct_max_dofs`` unknowns (where PETSc has it), else CG + GAMG."""
+        small = self._size <= self.settings.direct_max_dofs
+        return small and PETSc.Sys().hasExternalPackage("mumps")
+
+    def _create_nonlinear_solver(self, residual: Any, direct: bool) -> None:
+        """Newton (SNES, prefix ``<prefix>snes_``) with our residual and Jacobian callbacks."""
+        base = DEFAULT_HEAT_DIRECT_OPTIONS if direct else DEFAULT_HEAT_OPTIONS
+        settings = self.settings
+        self._options = {**DEFAULT_HEAT_SNES_OPTIONS, **base, **dict(settings.snes_options)}
+        self._options.pop("ksp_initial_guess_nonzero", None)
+        du = ufl.TrialFunction(self.V)
+        self._F_form = fem.form(residual)
+        self._J_form = fem.form(ufl.derivative(residual, self.u, du))
+        self._J = self._own(fem_petsc.create_matrix(self._J_form))
+        self._x = self._own(fem_petsc.create_vector(self.V))
+        self._snes = self._own(PETSc.SNES().create(self.comm))
+        self._snes.setFunction(self._snes_residual, self._b)
+        self._snes.setJacobian(self._snes_jacobian, self._J)
+        configure(self._snes, self._snes_prefix, self._options)
+
+    @property
+    def _snes_prefix(self) -> str:
+        return f"{self.petsc_options_prefix}snes_"
+
+    def _stiffness_form(self, metadata: dict[str, Any] | None = None) -> Any:
+        """The conduction (and convective top) bilinear form at k(295 K), with ``metadata``
+        on every integral."""
+        mesh_data = self.mesh_data
+        w = self.weight
+        dx = mesh_data.dx()
+        v, du = ufl.TestFunction(self.V), ufl.TrialFunction(self.V)
+        stiff = sum(
+            ufl.inner(self._conductivity(k, 0.0) * ufl.grad(du), ufl.grad(v))
+            * w
+            * (dx(tag) if metadata is None else dx(tag, metadata=metadata))
+            for tag, k, _, _ in self._region_terms
+        )
+        if self._convective:
+            if metadata is None:
+                ds_top = self._ds_top
+            else:
+                ds_top = mesh_data.ds()(mesh_data.boundary("top"), metadata=metadata)
+            stiff += self._h * du * v * w * ds_top
+        return stiff
+
+    def _create_linear_solver(self, mass: Any, direct: bool) -> None:
+        """The linear solver: the stiffness and operator matrices, the sink's affine heat flow,
+        the preconditioning matrix, the KSP (prefix ``<prefix>``) and the load vectors."""
+        base = DEFAULT_HEAT_DIRECT_OPTIONS if direct else DEFAULT_HEAT_OPTIONS
+        self._options = {**base, **dict(self.settings.petsc_options)}
+        stiff = self._stiffness_form()
+        self._K = self._own(fem_petsc.assemble_matrix(fem.form(stiff), bcs=self.bcs, diag=1.0))
+        self._K.assemble()
+        self._K_diagonal = self._own(self._K.getDiagonal())
+        self._create_sink_flow(stiff, mass)
+        self._A = self._own(self._K.duplicate(copy=True))
+        self._A_coefficient = 0.0
+        self._P = self._create_vertex_preconditioner(direct)
+        self._create_ksp()
+        self._create_load_vectors()
+
+    def _create_sink_flow(self, stiff: Any, mass: Any) -> None:
+        """The sink's heat flow, affine in u: ``-a(u, 1_sink) + s int Q 1_sink w + ...``."""
+        indicator = self._sink_indicator
+        du = ufl.TrialFunction(self.V)
+        v = ufl.TestFunction(self.V)
+        self._sink_stiffness = self._own(
+            fem_petsc.assemble_vector(fem.form(ufl.replace(stiff, {du: indicator})))
+        )
+        self._sink_stiffness.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+        self._sink_source = fem.form(ufl.replace(self._source_ufl, {v: indicator}))
+        self._sink_source_value = self._sum(self._sink_source)
+        self._sink_ambient = 0.0
+        if self._convective:
+            flow = self._h * self._ambient_rise * indicator * self.weight * self._ds_top
+            self._sink_ambient = self._sum(fem.form(flow))
+        self._sink_mass = None
+        if not self.settings.lumped_mass:
+            self._sink_mass = self._own(
+                fem_petsc.assemble_vector(fem.form(ufl.replace(mass, {du: indicator})))
+            )
+            self._sink_mass.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+
+    def _create_vertex_preconditioner(self, direct: bool) -> PETSc.Mat | None:
+        """The preconditioning matrix ``K_v + (a0/dt) M_lumped`` on quadrilateral and hexahedral
+        cells of degree 1 with an iterative solver (see the module docstring), else None (the
+        operator itself)."""
+        settings = self.settings
+        tensor = self.mesh_data.mesh.topology.cell_type in (
+            dolfinx.mesh.CellType.quadrilateral,
+            dolfinx.mesh.CellType.hexahedron,
+        )
+        if (
+            direct
+            or not settings.vertex_preconditioner
+            or not tensor
+            or settings.element_degree != 1
+            or self._options.get("ksp_type") == "preonly"
+        ):
+            return None
+        vertex = {"quadrature_rule": "GLL", "quadrature_degree": 1}
+        stiffness = fem_petsc.assemble_matrix(
+            fem.form(self._stiffness_form(vertex)), bcs=self.bcs, diag=1.0
+        )
+        stiffness.assemble()
+        P = self._own(_drop_zeros(stiffness))
+        stiffness.destroy()
+        self._P_stiffness_diagonal = self._own(P.getDiagonal())
+        return P
+
+    def _create_ksp(self) -> None:
+        """The KSP on ``A`` (preconditioned from ``P`` where there is one), prefix
+        ``<prefix>``, with the state of preconditioner reuse."""
+        self._ksp = self._own(PETSc.KSP().create(self.comm))
+        self._ksp.setOperators(self._A, self._A if self._P is None else self._P)
+        configure(self._ksp, self.petsc_options_prefix, self._options)
+        # Without Krylov iterations (LU) a kept factorisation would give wrong answers.
+        self._reuse = self._ksp.getType() != PETSc.KSP.Type.PREONLY
+        self._ksp.getPC().setReusePreconditioner(True)
+        self._pc_coefficient: float | None = None
+        self._fresh_preconditioner = False
+        self._reused_iterations = 0
+
+    def _create_load_vectors(self) -> None:
+        """The pump's load vector at full pump, and the ambient's of a convective top."""
+        self._source_form = fem.form(self._source_ufl)
+        self._F_source = self._own(fem_petsc.assemble_vector(self._source_form))
+        self._F_source.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+        self._F_ambient = None
+        if self._convective and self._ambient_rise != 0.0:
+            v = ufl.TestFunction(self.V)
+            load = self._h * self._ambient_rise * v * self.weight * self._ds_top
+            self._F_ambient = self._own(fem_petsc.assemble_vector(fem.form(load)))
+            self._F_ambient.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
+
+    def _create_energy_bookkeeping(self) -> None:
+        """Cumulative pump heat in and heat out (J), and the boundary heat flows now (W)."""
+        self.energy_in = 0.0
+        self.energy_out = 0.0
+        self.energy_out_top = 0.0
+        self._rates = self._boundary_rates()
+
+    # -- PETSc objects -----------------------------------------------------------------------
+
+    def destroy(self) -> None:
+        """Release every PETSc object the problem created (solvers, matrices, vectors).
+
+        Collective. The problem cannot solve afterwards; ``u`` and the other functions stay.
+        """
+        for obj in reversed(self._petsc_objects):
+            obj.destroy()
+        self._petsc_objects.clear()
+
+    def __enter__(self) -> HeatProblem:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.destroy()
 
     # -- global quantities -------------------------------------------------------------------
 
     def _sum(self, form: fem.Form) -> float:
-        return float(self.comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM))
+        return global_sum(form)
 
     def _max(self, dofs: np.ndarray | None) -> float:
         if dofs is None:
             return math.nan
-        local = float(np.max(self.u.x.array[dofs])) if len(dofs) else -math.inf
-        return float(self.comm.allreduce(local, op=MPI.MAX)) + self.settings.sink_temperature
+        return global_max(self.u, dofs) + self.settings.sink_temperature
 
     def temperature(self) -> fem.Function:
         """A new function holding the temperature ``T = u + T_sink`` (K), for output."""
@@ -798,46 +945,56 @@ class HeatProblem:
         subset = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
         J.axpy(float(self._c[0].value), self._M, structure=subset)
 
-    def _raise_unconverged(
-        self, what: str, prefix: str, solver: Any, error: Exception | None = None
-    ) -> None:
-        reason = solver.getConvergedReason()
-        enum = PETSc.SNES.ConvergedReason if what == "Newton" else PETSc.KSP.ConvergedReason
-        raise RuntimeError(
-            f"heat {what} solver (prefix {prefix!r}) did not converge: reason {reason} "
-            f"({_reason_name(enum, reason)}); options {self._options}"
-        ) from error
+    def _unconverged(self, what: str) -> SolverError:
+        """The error of the Newton (``what = "Newton"``) or linear solver."""
+        if what == "Newton":
+            solver, enum, prefix = self._snes, PETSc.SNES.ConvergedReason, self._snes_prefix
+        else:
+            solver, enum, prefix = self._ksp, PETSc.KSP.ConvergedReason, self.petsc_options_prefix
+        return SolverError.of(f"heat {what} solver", solver, enum, prefix, self._options)
 
     def _solve(self) -> None:
+        """Solve the step (or steady) equations for ``u``, from its current value."""
         if self.nonlinear:
-            x = self._x
-            self.u.x.petsc_vec.copy(x)
-            try:
-                with options_set("heat_snes_", self._options):
-                    self._snes.solve(None, x)
-            except PETSc.Error as error:
-                self._raise_unconverged("Newton", "heat_snes_", self._snes, error)
-            if self._snes.getConvergedReason() <= 0:
-                self._raise_unconverged("Newton", "heat_snes_", self._snes)
-            x.copy(self.u.x.petsc_vec)
-            self.u.x.scatter_forward()
+            self._solve_newton()
             return
         coefficient = float(self._c[0].value)
-        if coefficient != self._A_coefficient:
-            if self.settings.lumped_mass:  # only the diagonal differs from K's
-                diagonal = self._K_diagonal.copy()
-                diagonal.axpy(coefficient, self._capacity)
-                self._A.setDiagonal(diagonal)
-                diagonal.destroy()
-            else:
-                self._K.copy(self._A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
-                self._A.axpy(
-                    coefficient, self._M, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
-                )
-            self._A_coefficient = coefficient
+        self._update_operator(coefficient)
         rebuild = self._preconditioner_stale(coefficient)
         if rebuild:
             self._prepare_preconditioner(coefficient)
+        self._solve_linear(self._assemble_rhs(), rebuild)
+
+    def _solve_newton(self) -> None:
+        """One Newton solve (SNES) from the current ``u``."""
+        x = self._x
+        self.u.x.petsc_vec.copy(x)
+        try:
+            with options_set(self._snes_prefix, self._options):
+                self._snes.solve(None, x)
+        except PETSc.Error as error:
+            raise self._unconverged("Newton") from error
+        if self._snes.getConvergedReason() <= 0:
+            raise self._unconverged("Newton")
+        x.copy(self.u.x.petsc_vec)
+        self.u.x.scatter_forward()
+
+    def _update_operator(self, coefficient: float) -> None:
+        """Re-form ``A = K + coefficient M`` if the coefficient changed (no assembly)."""
+        if coefficient == self._A_coefficient:
+            return
+        if self.settings.lumped_mass:  # only the diagonal differs from K's
+            diagonal = self._K_diagonal.copy()
+            diagonal.axpy(coefficient, self._capacity)
+            self._A.setDiagonal(diagonal)
+            diagonal.destroy()
+        else:
+            self._K.copy(self._A, structure=PETSc.Mat.Structure.SAME_NONZERO_PATTERN)
+            self._A.axpy(coefficient, self._M, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+        self._A_coefficient = coefficient
+
+    def _assemble_rhs(self) -> PETSc.Vec:
+        """``M (c1 u^n + c2 u^{n-1}) + s F_source + F_ambient``, zero on the sink."""
         if self._time_dependent_source:
             with self._F_source.localForm() as loc:
                 loc.set(0.0)
@@ -849,21 +1006,25 @@ class HeatProblem:
         if self._F_ambient is not None:
             b.axpy(1.0, self._F_ambient)
         fem_petsc.set_bc(b, self.bcs)
+        return b
+
+    def _solve_linear(self, b: PETSc.Vec, rebuild: bool) -> None:
+        """Solve ``A u = b`` (KSP), setting the preconditioner up again if ``rebuild``."""
         pc = self._ksp.getPC()
         try:
             if rebuild:
                 # The set-up happens in the solve; multigrid levels read their options then.
                 pc.setReusePreconditioner(False)
-                with options_set("heat_", self._options):
+                with options_set(self.petsc_options_prefix, self._options):
                     self._ksp.solve(b, self.u.x.petsc_vec)
             else:
                 self._ksp.solve(b, self.u.x.petsc_vec)
         except PETSc.Error as error:
-            self._raise_unconverged("linear", "heat_", self._ksp, error)
+            raise self._unconverged("linear") from error
         finally:
             pc.setReusePreconditioner(True)
         if self._ksp.getConvergedReason() <= 0:
-            self._raise_unconverged("linear", "heat_", self._ksp)
+            raise self._unconverged("linear")
         iterations = self._ksp.getIterationNumber()
         self.krylov_iterations.append(iterations)
         if not self._fresh_preconditioner:
@@ -1093,6 +1254,7 @@ def steady_thermal_resistance(
     Returns:
         ``(max film T - T_sink) / I`` (K m^2/W); with k(T) it holds at ``source.intensity``.
     """
-    problem = HeatProblem(mesh_data, materials, source, settings)
-    problem.steady()
-    return (problem.film_max_temperature() - problem.settings.sink_temperature) / source.intensity
+    with HeatProblem(mesh_data, materials, source, settings) as problem:
+        problem.steady()
+        rise = problem.film_max_temperature() - problem.settings.sink_temperature
+    return rise / source.intensity

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from mpi4py import MPI
+from petsc4py import PETSc
 
 import mpmath
 import numpy as np
@@ -16,6 +17,7 @@ from dolfinx import fem
 
 from cqdlaser.geometry.device import Device, Film, Heat, MeshResolution, Substrate
 from cqdlaser.geometry.stack import build_stack
+from cqdlaser.physics._petsc import SolverError
 from cqdlaser.physics.heat import (
     HeatProblem,
     HeatSettings,
@@ -497,6 +499,43 @@ def test_solver_failure_names_reason_and_options(comm):
     problem = HeatProblem(md, mats, film_source(), settings)
     with pytest.raises(RuntimeError, match=r"prefix 'heat_snes_'.*DIVERGED_MAX_IT"):
         problem.steady()
+
+
+def test_options_prefix_and_destroy(comm):
+    """The options prefix is a constructor argument: database (command-line) options under it
+    reach the solver and appear in the error, which carries the solver, reason and options; a
+    problem used as a context manager releases its PETSc objects on leaving the block."""
+    md = build_stack(stack_device(substrate_um=1.0, film_elements=4), comm, optical=False)
+    settings = HeatSettings(direct_max_dofs=0)
+    opts = PETSc.Options()
+    opts["thermal_ksp_max_it"] = 1
+    try:
+        with HeatProblem(
+            md, FILM_ON_MGF2, film_source(), settings, petsc_options_prefix="thermal_"
+        ) as problem:
+            assert problem._ksp.getOptionsPrefix() == "thermal_"
+            with pytest.raises(SolverError) as failure:
+                problem.step(1e-9)
+    finally:
+        opts.delValue("thermal_ksp_max_it")
+    error = failure.value
+    assert (error.solver, error.prefix) == ("heat linear solver", "thermal_")
+    assert error.reason_name == "DIVERGED_MAX_IT" and error.reason < 0
+    assert error.options["ksp_max_it"] == "1" and error.options["ksp_type"] == "cg"
+    assert not problem._ksp and not problem._A and not problem._M
+    problem.destroy()  # a second call does nothing
+    with HeatProblem(md, FILM_ON_MGF2, film_source(), settings) as problem:
+        problem.steady()
+        rise = problem.film_max_temperature() - 295.0
+    assert rise > 0.0 and not problem._ksp
+    mats = {**FILM_ON_MGF2, "substrate": ThermalProperties.isotropic(1.0, C_SUB, -1.3)}
+    nonlinear = HeatSettings(nonlinear=True)
+    with HeatProblem(
+        md, mats, film_source(), nonlinear, petsc_options_prefix="thermal_"
+    ) as problem:
+        assert problem._snes.getOptionsPrefix() == "thermal_snes_"
+        problem.steady()
+    assert not problem._snes and not problem._J
 
 
 def test_settings_from_device_and_missing_material(comm):
