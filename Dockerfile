@@ -8,16 +8,15 @@ RUN apt-get update \
     && apt-get install -y --no-install-recommends libglu1-mesa libxcursor1 libxft2 libxinerama1 \
     && rm -rf /var/lib/apt/lists/*
 
-# The repository's folders install as one package: cqdlaser/ is `cqdlaser`, geometry/ is
+# The repository's folders install as one package: src/cqdlaser/ is `cqdlaser`, geometry/ is
 # `cqdlaser.geometry`, physics/ `cqdlaser.physics`, studies/ `cqdlaser.studies` (pyproject.toml).
 WORKDIR /opt/cqdlaser
 COPY pyproject.toml README.md ./
-COPY cqdlaser ./cqdlaser
+COPY src ./src
 COPY geometry ./geometry
 COPY physics ./physics
 COPY studies ./studies
-# The smoke test runs outside the source folder, so that it imports the installed package (with
-# its data files), not the cqdlaser/ folder above.
+# The smoke test runs outside the source folder: it checks the installed package (with its data).
 RUN python3 -m pip install --no-cache-dir . \
     && cd /tmp \
     && python3 -c "import cqdlaser, cqdlaser.studies.cli, dolfinx, gmsh, slepc4py; \

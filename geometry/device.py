@@ -761,15 +761,6 @@ class Device:
                 f"must exceed the spot half-width {_fmt(0.5 * max(self.pump.spot_um))} um",
             )
 
-    def material_names(self) -> dict[str, str]:
-        """The material of each present layer, keyed by the config key that names it."""
-        names = {"film.material": self.film.material, "substrate.material": self.substrate.material}
-        for section in ("grating", "cap", "cladding"):
-            part = getattr(self, section)
-            if part is not None:
-                names[f"{section}.material"] = part.material
-        return names
-
     @property
     def lateral_extent(self) -> float:
         """Half-width of the thermal domain (m): ``mesh.lateral_extent_um`` or the substrate

@@ -36,7 +36,16 @@ from cqdlaser.studies.results import (
     StudyResult,
 )
 
-__all__ = ["bands", "heat", "lasing", "load_device", "mesh", "modes", "run_study", "studies"]
+__all__ = [
+    "bands",
+    "heat",
+    "lasing",
+    "list_studies",
+    "load_device",
+    "mesh",
+    "modes",
+    "run_study",
+]
 
 MESH_KINDS = ("stack", "cross-section", "cell", "device", "axisymmetric")
 
@@ -305,9 +314,11 @@ def lasing(
     return result
 
 
-def studies() -> dict[str, str]:
-    """The studies :func:`run_study` knows, name -> one-line description (``paper``: all of the
-    paper's)."""
+def list_studies() -> dict[str, str]:
+    """The studies :func:`run_study` knows: name -> one-line description.
+
+    ``paper`` runs all of the paper's studies and writes the validation report.
+    """
     from cqdlaser.studies.registry import PAPER, STUDIES, describe
 
     return {**{name: describe(name) for name in STUDIES}, "paper": "all of: " + ", ".join(PAPER)}
@@ -320,8 +331,9 @@ def run_study(
     quick: bool = False,
     out: str | Path | None = None,
     comm: MPI.Comm | None = None,
+    figures: bool = True,
 ) -> StudyResult:
-    """Run a study by name (see :func:`studies`) into ``out`` (default ``results/<name>``).
+    """Run a study by name (see :func:`list_studies`) into ``out`` (default ``results/<name>``).
 
     Args:
         name: A study name, or ``paper`` for the paper's figures, numbers and validation report.
@@ -330,8 +342,9 @@ def run_study(
         quick: Coarse meshes and short sweeps.
         out: Output folder (the study writes its tables, figures and JSON there).
         comm: Communicator.
+        figures: Draw the study's figures (PNG and PDF) from its tables.
     """
-    from cqdlaser.studies.registry import STUDIES, run_studies, study
+    from cqdlaser.studies.registry import STUDIES, run_one, run_studies, study
 
     if name not in STUDIES and name != "paper":
         raise unknown_name("study", name, [*STUDIES, "paper"])
@@ -344,12 +357,11 @@ def run_study(
     t0 = time.perf_counter()
     if name == "paper":
         root = Path(out) if out is not None else Path("results")
-        summary = run_studies(["paper"], root, quick=quick, comm=comm)
+        summary = run_studies(["paper"], root, quick=quick, comm=comm, figures=figures)
         folder = root
     else:
         folder = Path(out) if out is not None else Path("results") / name
-        summary = study(name)(folder, quick=quick, comm=comm, **kwargs)
-        comm.barrier()
+        summary = run_one(name, folder, quick=quick, comm=comm, figures=figures, **kwargs)
     return StudyResult(
         name=name,
         quick=quick,

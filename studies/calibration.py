@@ -331,6 +331,19 @@ def default_calibration_path(out: Path) -> Path:
     return Path(out).parent / "calibration" / "calibration.json"
 
 
+def study_heat_fraction(
+    out: Path, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD
+) -> tuple[float, str]:
+    """The heat fraction a study writing into ``out`` uses, and where it comes from.
+
+    The one way studies get the calibrated heat fraction: the baseline reading's value from the
+    calibration of the same ``cqdlaser run`` (:func:`default_calibration_path`) when it exists,
+    else fitted now (:func:`calibrated_heat_fraction`).
+    """
+    path = default_calibration_path(out)
+    return calibrated_heat_fraction(quick, comm, path), f"calibrated (reading {BASELINE})"
+
+
 def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
     """Fit both readings on both geometries; write calibration.csv/json, the fit curves, figure."""
     t0 = time.perf_counter()
@@ -400,7 +413,6 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
         },
         comm=comm,
     )
-    plot(out, comm)
     return summary
 
 

@@ -243,7 +243,7 @@ def cmd_bands(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
     """The studies that ``cqdlaser run`` knows."""
-    known = api.studies()
+    known = api.list_studies()
     for name, doc in known.items():
         logger.info("%-16s %s", name, doc)
     return {"studies": known}
@@ -251,7 +251,7 @@ def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     """Run studies by name (``paper``: the paper's figures and numbers)."""
-    known = api.studies()
+    known = api.list_studies()
     for name in args.study:
         if name not in known:
             raise unknown_name("study", name, list(known))

@@ -36,7 +36,7 @@ grating layer) and alpha_abs its modal loss:
   the guided mode with the substrate replaced by the cladding material (whose Gamma is used).
   Without a cladding they guide no mode: no laser.
 
-Heat fraction: as in ``studies.lasing_duration`` (the calibration when available, else 0.10).
+Heat fraction: the calibrated one (:func:`~cqdlaser.studies.calibration.study_heat_fraction`).
 """
 
 from __future__ import annotations
@@ -53,16 +53,14 @@ from mpi4py import MPI
 import numpy as np
 
 from cqdlaser.geometry.device import Device
-from cqdlaser.physics.heat import HeatProblem
 from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_exponential
-from cqdlaser.physics.materials import region_materials
 from cqdlaser.physics.multilayer import leaky_te_index
+from cqdlaser.studies.calibration import study_heat_fraction
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
-from cqdlaser.studies.lasing_duration import study_heat_fraction
 from cqdlaser.studies.optics import stack_mode_table
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
 from cqdlaser.studies.sweep import sweep
-from cqdlaser.studies.thermal import heat_mesh
+from cqdlaser.studies.thermal import heat_problem
 
 BASE_CONFIG = "paper_inorganic_mgf2"
 SUBSTRATES = ("glass", "mgf2", "sapphire", "si", "al", "diamond", "sic")
@@ -132,7 +130,7 @@ def thermal_resistance(device: Device, comm: MPI.Comm) -> float:
     """Steady film maximum rise per unit incident pump, R (K m^2/W), of a linear device."""
     if device.heat.nonlinear:
         raise ValueError("the CW map uses a linear device (heat.nonlinear = false)")
-    problem = HeatProblem.from_device(device, heat_mesh(device, comm), region_materials(device))
+    problem = heat_problem(device, comm)
     problem.steady()
     rise = problem.film_max_temperature() - device.heat.sink_temperature_k
     return rise / device.pump.intensity
@@ -379,11 +377,11 @@ def run(
         out: Output folder.
         quick: A coarse grid and mesh.
         comm: Communicator; designs run in parallel over its ranks.
-        heat_fraction: Override the heat fraction (default: the calibration, else 0.10).
+        heat_fraction: Override the heat fraction (default: the calibration).
     """
     t0 = time.perf_counter()
     if heat_fraction is None:
-        heat_fraction, origin = study_heat_fraction(quick, comm)
+        heat_fraction, origin = study_heat_fraction(out, quick, comm)
     else:
         origin = "given"
     grid = QUICK if quick else FULL
@@ -478,7 +476,6 @@ def run(
         },
         comm=comm,
     )
-    plot(out, comm)
     if comm.rank == 0:
         logger.info("cw_feasibility: CW at 52 kW/cm2, 120 nm: %s", summary["cw_at_52_kw_cm2_120nm"])
     return summary

@@ -185,7 +185,6 @@ def run(
         },
         comm=comm,
     )
-    plot(out, comm)
     return summary
 
 

@@ -133,7 +133,6 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
         },
         comm=comm,
     )
-    plot(out, comm)
     return summary
 
 

@@ -217,7 +217,6 @@ def fig4b(
     summary = run_cases(
         "fig4b", cases, out, quick=quick, comm=comm, calibration=calibration, summarize=summarize
     )
-    plot_fig4b(out, comm)
     return summary
 
 
@@ -250,7 +249,6 @@ def fig4c(
         calibration=calibration,
         summarize=_summarize_curves,
     )
-    plot_curves(out, "fig4c", "Fig. 4c: film on MgF$_2$, pumped at threshold", comm)
     return summary
 
 
@@ -276,7 +274,6 @@ def fig4d(
         calibration=calibration,
         summarize=_summarize_curves,
     )
-    plot_curves(out, "fig4d", "Fig. 4d: film at 50 kW/cm$^2$ on substrates", comm)
     return summary
 
 
@@ -343,6 +340,16 @@ def plot_curves(out: Path, name: str, title: str, comm: MPI.Comm = MPI.COMM_WORL
     ax.set_title(title)
     ax.legend(fontsize=7)
     save_figure(fig, out / name, comm)
+
+
+def plot_fig4c(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Fig. 4c from fig4c.csv."""
+    plot_curves(out, "fig4c", "Fig. 4c: film on MgF$_2$, pumped at threshold", comm)
+
+
+def plot_fig4d(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
+    """Fig. 4d from fig4d.csv."""
+    plot_curves(out, "fig4d", "Fig. 4d: film at 50 kW/cm$^2$ on substrates", comm)
 
 
 def plot_fig4b(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:

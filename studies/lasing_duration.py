@@ -15,8 +15,8 @@ t = 0 gives the same history over its first 2.5 us whatever its length, so the d
 paper's 2.5 us pulse is min(duration, 2.5 us), reported too.
 
 Heat: ``pump.heat_fraction`` (the fraction of the incident pump that becomes heat in the film) is
-the fitted value of ``studies.calibration.calibrated_heat_fraction`` when that module exists, else
-:data:`DEFAULT_HEAT_FRACTION`; the same fraction for both films (the paper compares them at equal
+the calibrated value (:func:`~cqdlaser.studies.calibration.study_heat_fraction`: the calibration of
+the same run, else fitted); the same fraction for both films (the paper compares them at equal
 optical density). Si and Al carry the low-index claddings of their example configs
 (1000 nm SiO2 and 500 nm MgF2); diamond and SiC are taken bare (thermally; their index exceeds the
 film's, see the ``cw_feasibility`` study for the optics).
@@ -35,7 +35,6 @@ from mpi4py import MPI
 import numpy as np
 
 from cqdlaser.geometry.device import Device
-from cqdlaser.physics.heat import HeatProblem
 from cqdlaser.physics.laser import (
     KW_CM2,
     ThresholdModel,
@@ -43,13 +42,12 @@ from cqdlaser.physics.laser import (
     lasing_duration,
     threshold_model,
 )
-from cqdlaser.physics.materials import region_materials
+from cqdlaser.studies.calibration import study_heat_fraction
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
 from cqdlaser.studies.sweep import sweep
-from cqdlaser.studies.thermal import heat_mesh
+from cqdlaser.studies.thermal import heat_problem
 
-DEFAULT_HEAT_FRACTION = 0.10
 """Fraction of the incident pump that becomes heat in the film when no calibration is available
 (about what the paper's "~60 C after 2 us" gives under reading B; physics.md 1.4, 5)."""
 
@@ -71,19 +69,6 @@ REFERENCE_INTENSITY_KW_CM2 = 88.0
 PAPER_PULSE_US = 2.5
 SPAN_US = 20.0
 PAPER_DURATION_US = 1.8  # inorganic film on MgF2 at 88 kW/cm2 (physics.md 1.3)
-
-
-def study_heat_fraction(quick: bool, comm: MPI.Comm = MPI.COMM_WORLD) -> tuple[float, str]:
-    """The heat fraction the laser studies use, and where it comes from.
-
-    Prefers ``studies.calibration.calibrated_heat_fraction(quick, comm)``; falls back to
-    :data:`DEFAULT_HEAT_FRACTION` while that module does not exist.
-    """
-    try:
-        from cqdlaser.studies.calibration import calibrated_heat_fraction  # type: ignore[import-not-found]
-    except ImportError:
-        return DEFAULT_HEAT_FRACTION, "default (studies.calibration not available)"
-    return float(calibrated_heat_fraction(quick, comm)), "cqdlaser.studies.calibration"
 
 
 @dataclass(frozen=True)
@@ -123,8 +108,7 @@ def response(case: Case, comm: MPI.Comm, heat_fraction: float, quick: bool) -> d
         raise ValueError(
             "lasing_duration scales one transient with the pump: needs a linear device"
         )
-    materials = region_materials(device)
-    problem = HeatProblem.from_device(device, heat_mesh(device, comm), materials)
+    problem = heat_problem(device, comm)
     intensity = device.pump.intensity
     sink = device.heat.sink_temperature_k
     history = problem.run(device.pump.pulse)
@@ -180,11 +164,12 @@ def run(
         out: Output folder.
         quick: Coarser meshes and time steps.
         comm: Communicator; the cases run in parallel over its ranks.
-        heat_fraction: Override the heat fraction (default: :func:`study_heat_fraction`).
+        heat_fraction: Override the heat fraction (default: the calibration,
+            :func:`~cqdlaser.studies.calibration.study_heat_fraction`).
     """
     t0 = time.perf_counter()
     if heat_fraction is None:
-        heat_fraction, origin = study_heat_fraction(quick, comm)
+        heat_fraction, origin = study_heat_fraction(out, quick, comm)
     else:
         origin = "given"
     intensities = [float(v) for v in np.arange(55.0, 200.0 + 1e-9, 5.0)]
@@ -264,7 +249,6 @@ def run(
         },
         comm=comm,
     )
-    plot(out, comm)
     if comm.rank == 0:
         logger.info(
             "lasing_duration: inorganic on MgF2 at 88 kW/cm2 lases %.3g us (paper 1.8 us)",

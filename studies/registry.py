@@ -1,9 +1,14 @@
-"""The studies ``cqdlaser run`` knows, by name: each is ``f(out, *, quick, comm) -> dict``, the
-``run`` of a module or a named function of it (``"module:function"``)."""
+"""The studies ``cqdlaser run`` knows, by name, each a compute step and a plot step.
+
+The compute step, ``f(out, *, quick, comm) -> dict`` (plus ``device=`` for the studies that take
+a device), writes the study's tables and JSON into ``out``; the plot step, ``g(out, comm)``, reads
+only those files and draws the figures (PNG and PDF). Entries name them as ``"module:function"``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 from typing import Any
@@ -11,22 +16,37 @@ from typing import Any
 from mpi4py import MPI
 
 Study = Callable[..., dict[str, Any]]
+Plot = Callable[[Path, MPI.Comm], None]
 
-STUDIES: dict[str, str] = {
-    "meshes": "cqdlaser.studies.meshes",
-    "fig1c": "cqdlaser.studies.fig1c",
-    "bragg": "cqdlaser.studies.bragg",
-    "calibration": "cqdlaser.studies.calibration",
-    "fig4b": "cqdlaser.studies.fig4:fig4b",
-    "fig4c": "cqdlaser.studies.fig4:fig4c",
-    "fig4d": "cqdlaser.studies.fig4:fig4d",
-    "sensitivity": "cqdlaser.studies.sensitivity",
-    "diffusion_time": "cqdlaser.studies.diffusion_time",
-    "lasing_duration": "cqdlaser.studies.lasing_duration",
-    "cw_feasibility": "cqdlaser.studies.cw_feasibility",
-    "homogenisation": "cqdlaser.studies.homogenisation",
+
+@dataclass(frozen=True)
+class Entry:
+    """Where a study's compute and plot steps live (``"module:function"``; plot may be None)."""
+
+    compute: str
+    plot: str | None
+
+
+def _entry(module: str, compute: str = "run", plot: str | None = "plot") -> Entry:
+    base = f"cqdlaser.studies.{module}"
+    return Entry(f"{base}:{compute}", None if plot is None else f"{base}:{plot}")
+
+
+STUDIES: dict[str, Entry] = {
+    "meshes": _entry("meshes", plot=None),
+    "fig1c": _entry("fig1c"),
+    "bragg": _entry("bragg"),
+    "calibration": _entry("calibration"),
+    "fig4b": _entry("fig4", "fig4b", "plot_fig4b"),
+    "fig4c": _entry("fig4", "fig4c", "plot_fig4c"),
+    "fig4d": _entry("fig4", "fig4d", "plot_fig4d"),
+    "sensitivity": _entry("sensitivity"),
+    "diffusion_time": _entry("diffusion_time"),
+    "lasing_duration": _entry("lasing_duration"),
+    "cw_feasibility": _entry("cw_feasibility"),
+    "homogenisation": _entry("homogenisation"),
 }
-"""Study name -> module holding its ``run``."""
+"""Study name -> its compute and plot steps."""
 
 PAPER: tuple[str, ...] = (
     "calibration",
@@ -43,29 +63,63 @@ PAPER: tuple[str, ...] = (
 """What ``cqdlaser run paper`` runs, in order (the calibration first: the others read it)."""
 
 
+def _resolve(target: str) -> Any:
+    module, _, function = target.partition(":")
+    return getattr(import_module(module), function)
+
+
 def study(name: str) -> Study:
-    """The function that runs a study."""
-    module, _, function = STUDIES[name].partition(":")
-    return getattr(import_module(module), function or "run")
+    """The compute step of a study."""
+    return _resolve(STUDIES[name].compute)
+
+
+def plotter(name: str) -> Plot | None:
+    """The plot step of a study (None for a study without figures)."""
+    target = STUDIES[name].plot
+    return None if target is None else _resolve(target)
 
 
 def describe(name: str) -> str:
-    """The first paragraph of a study's docstring (its function's, else its module's)."""
-    module, _, function = STUDIES[name].partition(":")
-    owner = getattr(import_module(module), function) if function else import_module(module)
+    """The first paragraph of a study's docstring (its compute function's, else its module's)."""
+    owner = study(name)
     doc = owner.__doc__ or ""
+    if owner.__name__ == "run":
+        doc = import_module(owner.__module__).__doc__ or doc
     return " ".join(doc.strip().split("\n\n")[0].split())
 
 
+def run_one(
+    name: str,
+    out: Path,
+    *,
+    quick: bool,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    figures: bool = True,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Compute one study into ``out`` and, with ``figures``, draw its figures from the files."""
+    summary = study(name)(out, quick=quick, comm=comm, **kwargs)
+    comm.barrier()  # rank 0 writes: its files are complete before anyone reads them
+    draw = plotter(name) if figures else None
+    if draw is not None:
+        draw(out, comm)
+        comm.barrier()
+    return summary
+
+
 def run_studies(
-    names: list[str], out: Path, *, quick: bool, comm: MPI.Comm = MPI.COMM_WORLD
+    names: list[str],
+    out: Path,
+    *,
+    quick: bool,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    figures: bool = True,
 ) -> dict[str, Any]:
     """Run studies by name (``paper`` expands to :data:`PAPER`), each into ``out/<name>``."""
     expanded = [n for name in names for n in (PAPER if name == "paper" else (name,))]
     results: dict[str, Any] = {}
     for name in expanded:
-        results[name] = study(name)(out / name, quick=quick, comm=comm)
-        comm.barrier()  # rank 0 writes: its files are complete before anyone goes on
+        results[name] = run_one(name, out / name, quick=quick, comm=comm, figures=figures)
     if "paper" in names:
         from cqdlaser.studies.report import write_report
 

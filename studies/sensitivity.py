@@ -204,7 +204,6 @@ def run(
         },
         comm=comm,
     )
-    plot(out, comm)
     return summary
 
 

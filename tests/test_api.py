@@ -158,7 +158,7 @@ def test_list_names_the_api_studies(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["list", "--json"]) == 0
     out = capsys.readouterr().out
     if MPI.COMM_WORLD.rank == 0:
-        assert json.loads(out)["studies"] == cqdlaser.studies()
+        assert json.loads(out)["studies"] == cqdlaser.list_studies()
 
 
 def test_results_are_frozen_and_typed() -> None:

@@ -8,9 +8,6 @@ import csv
 import dataclasses
 import json
 import math
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +33,8 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def shared_dir() -> Iterator[Path]:
-    c = MPI.COMM_WORLD
-    path = Path(tempfile.mkdtemp(prefix="cqd-laser-studies-")) if c.rank == 0 else None
-    path = c.bcast(path, root=0)
-    yield path
-    c.barrier()
-    if c.rank == 0:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def cw_quick(shared_dir: Path) -> tuple[dict[str, Any], Path]:
-    out = shared_dir / "cw_feasibility"
+def cw_quick(study_outputs: Path) -> tuple[dict[str, Any], Path]:
+    out = study_outputs / "cw_feasibility"
     summary = cw_feasibility.run(out, quick=True, heat_fraction=ETA)
     MPI.COMM_WORLD.barrier()
     return summary, out
@@ -60,13 +46,12 @@ def _check_files(out: Path, stem: str, tables: list[str]) -> dict[str, Any]:
     assert meta["summary"]["heat_fraction"] == ETA and meta["wall_time_s"] > 0
     for name in tables:
         assert len(_read_csv(out / name)) > 0
-    for suffix in ("png", "pdf"):
-        assert (out / f"{stem}.{suffix}").stat().st_size > 1000
     return meta
 
 
-def test_lasing_duration_quick(shared_dir: Path) -> None:
-    out = shared_dir / "lasing_duration"
+@pytest.mark.study
+def test_lasing_duration_quick(study_outputs: Path) -> None:
+    out = study_outputs / "lasing_duration"
     summary = lasing_duration.run(out, quick=True, heat_fraction=ETA)
     MPI.COMM_WORLD.barrier()
     _check_files(
@@ -116,6 +101,7 @@ def test_lasing_duration_scaling_is_exact() -> None:
     assert np.allclose(rise, resp["rise_per_intensity"], rtol=1e-9, atol=0)
 
 
+@pytest.mark.study
 def test_cw_feasibility_quick(cw_quick: tuple[dict[str, Any], Path]) -> None:
     summary, out = cw_quick
     meta = _check_files(out, "cw_feasibility", ["cw_map.csv", "cw_designs.csv", "cw_optimum.csv"])
@@ -158,6 +144,7 @@ def test_cw_feasibility_quick(cw_quick: tuple[dict[str, Any], Path]) -> None:
     assert summary["criterion_limit"] == pytest.approx(1.0 / math.e)
 
 
+@pytest.mark.study
 def test_closed_form_window_equals_numerical(cw_quick: tuple[dict[str, Any], Path]) -> None:
     """The sweep's Lambert-W window at one point against cw_window on T_ss = T_sink + R P."""
     _, out = cw_quick

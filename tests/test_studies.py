@@ -16,9 +16,10 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def test_fig1c_quick(shared_tmp: Path) -> None:
-    result = run_studies(["fig1c"], shared_tmp, quick=True)["fig1c"]
-    out = shared_tmp / "fig1c"
+@pytest.mark.study
+def test_fig1c_quick(study_outputs: Path) -> None:
+    result = run_studies(["fig1c"], study_outputs, quick=True, figures=False)["fig1c"]
+    out = study_outputs / "fig1c"
     rows = _read_csv(out / "fig1c.csv")
     assert len(rows) >= 10
     gamma_in = [float(r["gamma_inorganic"]) for r in rows]
@@ -33,13 +34,13 @@ def test_fig1c_quick(shared_tmp: Path) -> None:
     assert 0.6 < result["ratio_at_organic_optimum"] < 0.7
     meta = json.loads((out / "fig1c.json").read_text())
     assert meta["versions"]["dolfinx"] and meta["mpi_size"] >= 1
-    for suffix in ("png", "pdf"):
-        assert (out / f"fig1c.{suffix}").stat().st_size > 1000
+    assert not list(out.glob("*.png")), "study tests draw no figures"
 
 
-def test_bragg_quick(shared_tmp: Path) -> None:
-    summary = run_studies(["bragg"], shared_tmp, quick=True)["bragg"]
-    out = shared_tmp / "bragg"
+@pytest.mark.study
+def test_bragg_quick(study_outputs: Path) -> None:
+    summary = run_studies(["bragg"], study_outputs, quick=True, figures=False)["bragg"]
+    out = study_outputs / "bragg"
     rows = _read_csv(out / "bragg.csv")
     assert {r["polarisation"] for r in rows} == {"TE", "TM"}
     # band edges red-shift with the period and with the film thickness (more high-index material)
@@ -59,7 +60,7 @@ def test_bragg_quick(shared_tmp: Path) -> None:
         if i["polarisation"] == "TM" and i["parameter"] == "film.thickness_nm"
     )
     assert 20.0 < tm_film["value_for_643nm"] < 60.0
-    assert (out / "bragg.png").is_file() and (out / "bragg_sensitivity.csv").is_file()
+    assert (out / "bragg_sensitivity.csv").is_file()
 
 
 def test_report_table_and_unexplained_differences(shared_tmp: Path) -> None:
