@@ -21,7 +21,7 @@ Functions:
     modes: Guided modes of the layer stack (:class:`ModesResult`).
     bands: DFB band edges at the Gamma point (:class:`BandsResult`).
     lasing: Lasing duration, thermal resistance, CW feasibility (:class:`LasingResult`).
-    studies: The studies that :func:`run_study` knows, with their descriptions.
+    list_studies: The studies that :func:`run_study` knows, with their descriptions.
     run_study: Run a study (a paper figure, a design study) by name (:class:`StudyResult`).
 
 Classes:
@@ -38,7 +38,16 @@ from cqdlaser._version import __version__
 from cqdlaser.geometry import _compat  # noqa: F401  (orders the DOLFINx imports)
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.errors import ConfigError
-from cqdlaser.studies.api import bands, heat, lasing, load_device, mesh, modes, run_study, studies
+from cqdlaser.studies.api import (
+    bands,
+    heat,
+    lasing,
+    list_studies,
+    load_device,
+    mesh,
+    modes,
+    run_study,
+)
 from cqdlaser.studies.results import (
     BandEdgeResult,
     BandsResult,
@@ -67,9 +76,9 @@ __all__ = [
     "heat",
     "heat_problem",
     "lasing",
+    "list_studies",
     "load_device",
     "mesh",
     "modes",
     "run_study",
-    "studies",
 ]
