@@ -11,7 +11,7 @@ RUN apt-get update \
 # The repository's folders install as one package: src/cqdlaser/ is `cqdlaser`, geometry/ is
 # `cqdlaser.geometry`, physics/ `cqdlaser.physics`, studies/ `cqdlaser.studies` (pyproject.toml).
 WORKDIR /opt/cqdlaser
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY src ./src
 COPY geometry ./geometry
 COPY physics ./physics

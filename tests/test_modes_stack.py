@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import time
 from collections.abc import Sequence
 
 from mpi4py import MPI
@@ -463,16 +462,3 @@ def test_errors() -> None:
             WAVELENGTH,
             petsc_options={"eps_max_it": 1, "eps_tol": 1e-16},
         )
-
-
-@pytest.mark.serial
-def test_solve_time() -> None:
-    """One stack solve (default mesh, after the forms are compiled) takes well under a second."""
-    msh = stack("film.thickness_nm=120")
-    eps = {"substrate": N_GLASS**2, "film": N_INORGANIC**2, "cover": 1.0}
-    stack_modes(msh, eps, WAVELENGTH, "TE")
-    start = time.perf_counter()
-    stack_modes(msh, eps, WAVELENGTH, "TE")
-    elapsed = time.perf_counter() - start
-    print(f"stack solve: {elapsed * 1e3:.1f} ms, {msh.counts()['cells']} cells")
-    assert elapsed < 0.5
