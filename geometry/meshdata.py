@@ -15,7 +15,9 @@ Boundary names in use:
   ``periodic_y_min``/``periodic_y_max`` (node-matched pairs).
 
 On disk a mesh directory holds ``mesh.xdmf`` (+ .h5, with ``cell_tags`` and ``facet_tags``),
-``mesh.msh`` (Gmsh), ``markers.json`` (name -> [dim, tag]) and ``info.json`` (provenance).
+``mesh.vtkhdf`` (for VTK/pyvista: the cell tags as the cell array ``region``, and the field data
+``region_<name>`` = tag), ``mesh.msh`` (Gmsh), ``markers.json`` (name -> [dim, tag]) and
+``info.json`` (provenance).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ import ufl
 from dolfinx import fem
 from dolfinx.io import XDMFFile
 
+from cqdlaser.geometry import vtkhdf
 from cqdlaser.geometry.errors import unknown_name
 
 KINDS = ("stack", "cross-section", "cell", "device", "axisymmetric")
@@ -130,10 +133,12 @@ class MeshData:
 
 
 def write_mesh(data: MeshData, directory: str | Path, info: dict[str, Any] | None = None) -> Path:
-    """Write ``mesh.xdmf`` with its tags, ``markers.json`` and ``info.json`` into ``directory``.
+    """Write ``mesh.xdmf`` with its tags, ``mesh.vtkhdf``, ``markers.json`` and ``info.json``
+    into ``directory``.
 
-    Collective. XDMF goes to a temporary name first and is renamed, so a crash leaves no
-    truncated mesh; the JSON files are written by rank 0 only.
+    Collective. XDMF and VTKHDF go to a temporary name first and are renamed, so a crash leaves
+    no truncated mesh; the JSON files are written by rank 0 only. ``mesh.vtkhdf`` opens with
+    ``pyvista.read``: its cell array ``region`` holds the cell tags (names in ``markers.json``).
     """
     directory = Path(directory)
     comm = data.comm
@@ -149,6 +154,11 @@ def write_mesh(data: MeshData, directory: str | Path, info: dict[str, Any] | Non
         data.mesh.topology.create_connectivity(data.mesh.topology.dim - 1, data.mesh.topology.dim)
         xdmf.write_meshtags(data.cell_tags, data.mesh.geometry)
         xdmf.write_meshtags(data.facet_tags, data.mesh.geometry)
+    vtkhdf.write_vtkhdf(
+        directory / "mesh.vtkhdf",
+        data.mesh,
+        **vtkhdf.region_data(data.mesh, data.cell_tags, data.regions),
+    )
     comm.barrier()
     if comm.rank == 0:
         h5_tmp, h5 = tmp.with_suffix(".h5"), directory / "mesh.h5"

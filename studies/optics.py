@@ -74,15 +74,11 @@ def band_edge_table(
         kind: ``"cross-section"`` (2D, TE or TM) or ``"cell"`` (3D, scalar).
         polarisation: Default ``optics.polarisation``.
         n_bands: Number of band edges.
-        out: Write the fields (``band_edges.bp``) there.
+        out: Write the fields (``band_edges.bp`` and ``band_edges.vtkhdf``) there.
     """
     from cqdlaser.geometry.builders import build_mesh
-    from cqdlaser.physics.bands import (
-        band_edge_thermal_shift,
-        band_edges,
-        bragg_guess,
-        write_band_edges,
-    )
+    from cqdlaser.physics.bands import band_edge_thermal_shift, band_edges, bragg_guess
+    from cqdlaser.studies.fields import write_band_edge_fields
 
     pol = polarisation or device.optics.polarisation
     guess = bragg_guess(device, comm, polarisation=pol)
@@ -100,7 +96,7 @@ def band_edge_table(
         info=info,
     )
     if out is not None and edges:
-        write_band_edges(out / "band_edges.bp", edges)
+        write_band_edge_fields(out / "band_edges", edges, data)
     gain = ("film", "grating_fill")
     rows = [
         {

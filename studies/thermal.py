@@ -1,9 +1,9 @@
 """Thermal runs on a device: the mesh its ``[heat]`` section asks for, a transient or steady solve,
-and the results written with provenance (CSV + JSON, temperature fields as VTX for ParaView)."""
+and the results written with provenance (CSV + JSON, temperature fields as VTX for ParaView and
+VTKHDF for pyvista)."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +18,7 @@ from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics.heat import HeatHistory, HeatProblem, time_grid
 from cqdlaser.physics.materials import Material, region_materials
 from cqdlaser.physics.source import source_from_device
+from cqdlaser.studies.fields import FieldSeries, write_fields
 from cqdlaser.studies.output import write_csv
 
 
@@ -88,38 +89,26 @@ def history_columns(history: HeatHistory) -> dict[str, np.ndarray]:
 
 
 class _FieldWriter:
-    """Temperature snapshots into one VTX (.bp) folder, written under a temporary name and renamed
-    when complete."""
+    """Temperature snapshots (array ``temperature``, K) at the requested times, into
+    ``temperature.bp`` and ``temperature.vtkhdf`` (see :mod:`cqdlaser.studies.fields`)."""
 
     def __init__(self, problem: HeatProblem, path: Path, times: Sequence[float]) -> None:
-        from dolfinx.io import VTXWriter
-
-        self.path = path
-        self.tmp = path.with_name(f".{path.name}.tmp")
-        comm = problem.comm
-        if comm.rank == 0 and self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        comm.barrier()
         self.field = problem.temperature()
-        self.writer = VTXWriter(comm, self.tmp, [self.field], engine="BP4")
+        self.series = FieldSeries(path, {"temperature": self.field}, mesh_data=problem.mesh_data)
         self.pending = sorted(times)
-        self.comm = comm
 
     def __call__(self, problem: HeatProblem) -> None:
         t = float(problem.t.value)
+        due = False
         while self.pending and t >= self.pending[0] * (1 - 1e-9):
             self.pending.pop(0)
+            due = True
+        if due:  # one step, however many requested times this step passed
             self.field.x.array[:] = problem.temperature().x.array
-            self.writer.write(t)
+            self.series.write(t)
 
     def close(self) -> None:
-        self.writer.close()
-        self.comm.barrier()
-        if self.comm.rank == 0:
-            if self.path.exists():
-                shutil.rmtree(self.path)
-            self.tmp.replace(self.path)
-        self.comm.barrier()
+        self.series.close()
 
 
 def run_heat(
@@ -172,16 +161,11 @@ def run_heat(
             "thermal_resistance_k_cm2_per_kw": rise / device.pump.intensity_kw_cm2,
         }
         if out is not None:
-            from dolfinx.io import VTXWriter
-
-            field = problem.temperature()
-            tmp, final = out / ".steady_temperature.bp.tmp", out / "steady_temperature.bp"
-            with VTXWriter(comm, tmp, [field], engine="BP4") as writer:
-                writer.write(0.0)
-            comm.barrier()
-            if comm.rank == 0:
-                shutil.rmtree(final, ignore_errors=True)
-                tmp.replace(final)
+            write_fields(
+                out / "steady_temperature",
+                {"temperature": problem.temperature()},
+                mesh_data=mesh_data,
+            )
     else:
         end = device.heat.end_time
         edges = source.waveform.edges(end)
