@@ -4,29 +4,26 @@ DOLFINx 0.11's :mod:`dolfinx.io.vtkhdf` writes the mesh collectively (MPI-IO), b
 writers name every array ``u``, keep one array per file and fail when point data follow cell data.
 Here DOLFINx writes the mesh, and the named arrays are added to that file afterwards: every rank
 hands its owned values to rank 0 (in the order of the global geometry and cell index maps, which
-is the order DOLFINx wrote the points and cells in), and rank 0 appends them through the HDF5
-library DOLFINx itself is linked against (by ``ctypes``: no h5py dependency).
+is the order DOLFINx wrote the points and cells in), and rank 0 appends them with serial
+:mod:`h5py` once DOLFINx has closed the file.
 
 File layout (VTKHDF 2.x ``UnstructuredGrid``): ``/VTKHDF/{Points, Connectivity, Offsets, Types,
 NumberOf*}`` from DOLFINx; ``/VTKHDF/PointData/<name>``, ``/VTKHDF/CellData/<name>`` and
-``/VTKHDF/FieldData/<name>`` (one number each: a wavelength, a region's tag). With time steps,
-``/VTKHDF/Steps/Values`` holds the times, point arrays hold the steps one after another and
-``/VTKHDF/Steps/PointDataOffsets/<name>`` says where each step starts; the mesh, the cell arrays
-and the field data are shared by all steps (offsets 0).
+``/VTKHDF/FieldData/<name>`` (one number each: a wavelength, a region's tag), as float64, int64
+or int32. With time steps, ``/VTKHDF/Steps/Values`` holds the times, point arrays hold the steps
+one after another and ``/VTKHDF/Steps/PointDataOffsets/<name>`` says where each step starts; the
+mesh, the cell arrays and the field data are shared by all steps (offsets 0).
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from mpi4py import MPI
 
+import h5py
 import numpy as np
 import numpy.typing as npt
 
@@ -45,7 +42,11 @@ __all__ = [
     "write_vtkhdf",
 ]
 
-_LIBRARY = re.compile(r"/libhdf5(_openmpi|_mpich|_serial)?\.(so[.\d]*|dylib)$")
+# Array types written as they are (floating-point arrays are written as float64)
+_TYPES = (np.dtype(np.float64), np.dtype(np.int64), np.dtype(np.int32))
+# Steps datasets and groups of a static mesh: every step reads part 0 of the points and cells
+_MESH_OFFSETS = ("PartOffsets", "PointOffsets", "CellOffsets", "ConnectivityIdOffsets")
+_OFFSET_GROUPS = ("PointDataOffsets", "CellDataOffsets", "FieldDataOffsets", "FieldDataSizes")
 
 
 def write_mesh(path: str | Path, msh: dolfinx.mesh.Mesh) -> Path:
@@ -54,6 +55,9 @@ def write_mesh(path: str | Path, msh: dolfinx.mesh.Mesh) -> Path:
     Args:
         path: The ``.vtkhdf`` file.
         msh: The mesh (its geometry nodes become the points, in global index order).
+
+    Returns:
+        ``path``.
     """
     dolfinx.io.vtkhdf.write_mesh(Path(path), msh)
     return Path(path)
@@ -126,7 +130,15 @@ def gather_cell_values(
 
 
 def cell_tag_values(tags: dolfinx.mesh.MeshTags, *, untagged: int = -1) -> np.ndarray:
-    """One value per local cell from cell tags (``untagged`` where a cell has no tag)."""
+    """One value per local cell from cell tags.
+
+    Args:
+        tags: Cell tags.
+        untagged: The value of a cell without a tag.
+
+    Returns:
+        The values of the owned and ghost cells (int32).
+    """
     imap = tags.topology.index_map(tags.dim)
     values = np.full(imap.size_local + imap.num_ghosts, untagged, dtype=np.int32)
     values[tags.indices] = tags.values
@@ -136,13 +148,16 @@ def cell_tag_values(tags: dolfinx.mesh.MeshTags, *, untagged: int = -1) -> np.nd
 def region_data(
     msh: dolfinx.mesh.Mesh, tags: dolfinx.mesh.MeshTags, regions: Mapping[str, int]
 ) -> dict[str, dict[str, Any]]:
-    """The cell array ``region`` (the cell tags) and the field data ``region_<name>`` (the tag of
-    each region name), as keyword arguments of :func:`write_vtkhdf` (collective).
+    """The region tags as keyword arguments of :func:`write_vtkhdf` (collective).
 
     Args:
         msh: The mesh.
         tags: Its cell tags (untagged cells get -1).
         regions: Region name -> tag.
+
+    Returns:
+        ``cell_data`` with the cell array ``region`` (the cell tags; on rank 0) and
+        ``field_data`` with ``region_<name>`` (the tag of each region name).
     """
     values = gather_cell_values(msh, cell_tag_values(tags), dtype=np.int32)
     return {
@@ -160,8 +175,10 @@ def write_vtkhdf(
     field_data: Mapping[str, float | np.number] | None = None,
     times: Sequence[float] | None = None,
 ) -> Path:
-    """Write a VTKHDF file atomically (collective): the mesh by DOLFINx to a temporary name, the
-    arrays by rank 0, then rank 0 renames it.
+    """Write a VTKHDF file atomically (collective).
+
+    DOLFINx writes the mesh to a temporary name, rank 0 adds the arrays and renames the file. An
+    error on rank 0 is raised on every rank (no rank is left waiting), and no file is left behind.
 
     Args:
         path: The ``.vtkhdf`` file.
@@ -174,6 +191,9 @@ def write_vtkhdf(
 
     Returns:
         ``path``.
+
+    Raises:
+        RuntimeError: On every rank, when rank 0 could not add the arrays or rename the file.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -190,9 +210,7 @@ def write_vtkhdf(
         except Exception as exc:
             tmp.unlink(missing_ok=True)
             error = exc
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        raise RuntimeError(f"VTKHDF output {path} failed: {error}") from error
+    _raise_on_every_rank(comm, error, f"VTKHDF output {path} failed")
     return path
 
 
@@ -203,8 +221,16 @@ def _append_arrays(
     field_data: Mapping[str, float | np.number],
     times: Sequence[float] | None,
 ) -> None:
-    """Add named arrays to a VTKHDF mesh file written by :func:`write_mesh` (one rank)."""
-    n_steps = 1 if not times else len(times)
+    """Add named arrays, and the time steps if any, to a mesh file of :func:`write_mesh`.
+
+    Args:
+        path: The file (closed by DOLFINx); opened here by one rank.
+        point_data: Name -> one array per time step.
+        cell_data: Name -> array, shared by all steps.
+        field_data: Name -> number, shared by all steps.
+        times: Time of every step; ``None`` or empty for a static file.
+    """
+    n_steps = len(times) if times else 1
     for name, steps in point_data.items():
         if len(steps) != n_steps:
             raise ValueError(f"point array {name!r}: {len(steps)} steps for {n_steps} times")
@@ -213,177 +239,100 @@ def _append_arrays(
         "CellData": cell_data,
         "FieldData": {name: np.atleast_1d(value) for name, value in field_data.items()},
     }
-    with _hdf5().open(path) as f:
+    with h5py.File(path, "a") as f:
+        root = f["VTKHDF"]
         for group, named in arrays.items():
-            if named:
-                f.group(f"/VTKHDF/{group}")
             for name, values in named.items():
-                f.dataset(f"/VTKHDF/{group}/{name}", values)
-        if not times:
-            return
-        # Static mesh: every step reads part 0 of the points and cells, and the cell and field
-        # arrays from their start; point arrays hold the steps one after another.
-        zeros = np.zeros(n_steps, dtype=np.int64)
-        f.group("/VTKHDF/Steps")
-        f.attribute("/VTKHDF/Steps", "NSteps", np.int32(n_steps))
-        f.dataset("/VTKHDF/Steps/Values", np.asarray(times, dtype=np.float64))
-        f.dataset("/VTKHDF/Steps/NumberOfParts", np.ones(n_steps, dtype=np.int64))
-        for name in ("PartOffsets", "PointOffsets", "CellOffsets", "ConnectivityIdOffsets"):
-            f.dataset(f"/VTKHDF/Steps/{name}", zeros)
-        for group in ("PointDataOffsets", "CellDataOffsets", "FieldDataOffsets", "FieldDataSizes"):
-            f.group(f"/VTKHDF/Steps/{group}")
-        for name, steps in point_data.items():
-            starts = np.cumsum([0] + [len(s) for s in steps[:-1]], dtype=np.int64)
-            f.dataset(f"/VTKHDF/Steps/PointDataOffsets/{name}", starts)
-        for name in cell_data:
-            f.dataset(f"/VTKHDF/Steps/CellDataOffsets/{name}", zeros)
-        for name in field_data:
-            f.dataset(f"/VTKHDF/Steps/FieldDataOffsets/{name}", zeros)
-            # (components, tuples) of the field array at each step: one number
-            f.dataset(f"/VTKHDF/Steps/FieldDataSizes/{name}", np.ones((n_steps, 2), np.int64))
+                root.require_group(group).create_dataset(name, data=_supported(values))
+        if times:
+            _write_steps(root, times, point_data, cell_data, field_data)
+
+
+def _write_steps(
+    root: h5py.Group,
+    times: Sequence[float],
+    point_data: Mapping[str, Sequence[np.ndarray]],
+    cell_names: Iterable[str],
+    field_names: Iterable[str],
+) -> None:
+    """Write the ``Steps`` group of a static mesh with time-dependent point arrays.
+
+    Args:
+        root: The ``/VTKHDF`` group.
+        times: Time of every step.
+        point_data: Name -> one array per step (stored one after another).
+        cell_names: Names of the cell arrays (shared by all steps: offsets 0).
+        field_names: Names of the field arrays (one number, shared by all steps).
+    """
+    n_steps = len(times)
+    zeros = np.zeros(n_steps, dtype=np.int64)
+    steps = root.require_group("Steps")
+    steps.attrs["NSteps"] = np.int32(n_steps)
+    steps.create_dataset("Values", data=np.asarray(times, dtype=np.float64))
+    steps.create_dataset("NumberOfParts", data=np.ones(n_steps, dtype=np.int64))
+    for name in _MESH_OFFSETS:
+        steps.create_dataset(name, data=zeros)
+    offsets = {group: steps.require_group(group) for group in _OFFSET_GROUPS}
+    for name, arrays in point_data.items():
+        starts = np.cumsum([0] + [len(a) for a in arrays[:-1]], dtype=np.int64)
+        offsets["PointDataOffsets"].create_dataset(name, data=starts)
+    for name in cell_names:
+        offsets["CellDataOffsets"].create_dataset(name, data=zeros)
+    for name in field_names:
+        offsets["FieldDataOffsets"].create_dataset(name, data=zeros)
+        # (components, tuples) of the field array at each step: one number
+        offsets["FieldDataSizes"].create_dataset(name, data=np.ones((n_steps, 2), np.int64))
+
+
+def _supported(data: npt.ArrayLike) -> np.ndarray:
+    """``data`` as an array of a type written as it is.
+
+    Args:
+        data: Numbers.
+
+    Returns:
+        The array; floating-point values as float64.
+
+    Raises:
+        TypeError: For other types than floats, int64 and int32.
+    """
+    data = np.asarray(data)
+    if data.dtype.kind == "f":
+        data = data.astype(np.float64, copy=False)
+    if data.dtype not in _TYPES:
+        raise TypeError(f"arrays of {data.dtype} are not supported")
+    return data
+
+
+def _raise_on_every_rank(comm: MPI.Comm, error: Exception | None, context: str) -> None:
+    """Raise rank 0's error on every rank (collective).
+
+    Only the message travels, so an exception that cannot be pickled cannot leave the other
+    ranks waiting.
+
+    Args:
+        comm: The communicator.
+        error: Rank 0's error, or ``None`` (ignored on the other ranks).
+        context: What failed; the start of the message.
+
+    Raises:
+        RuntimeError: ``"<context>: <error>"`` when rank 0 had an error (chained to it on
+            rank 0).
+    """
+    message = comm.bcast(None if error is None else f"{context}: {error}", root=0)
+    if message is not None:
+        raise RuntimeError(message) from error
 
 
 def _gather(comm: MPI.Comm, owned: np.ndarray) -> np.ndarray | None:
+    """Concatenate every rank's owned values on rank 0 (collective).
+
+    Args:
+        comm: The communicator.
+        owned: This rank's values, in the global order of its owned entities.
+
+    Returns:
+        All values in rank order on rank 0; ``None`` elsewhere.
+    """
     parts = comm.gather(np.ascontiguousarray(owned), root=0)
     return None if parts is None else np.concatenate(parts)
-
-
-_HID = ctypes.c_int64  # hid_t is 64-bit since HDF5 1.10
-_HERR = ctypes.c_int
-_NAME = ctypes.c_char_p
-_DIMS = ctypes.POINTER(ctypes.c_uint64)
-# name -> (argument types, result type) of the HDF5 C functions used here
-_SIGNATURES: dict[str, tuple[list[Any], Any]] = {
-    "H5open": ([], _HERR),
-    "H5get_libversion": ([ctypes.POINTER(ctypes.c_uint)] * 3, _HERR),
-    "H5Fopen": ([_NAME, ctypes.c_uint, _HID], _HID),
-    "H5Fclose": ([_HID], _HERR),
-    "H5Lexists": ([_HID, _NAME, _HID], ctypes.c_int),
-    "H5Gcreate2": ([_HID, _NAME, _HID, _HID, _HID], _HID),
-    "H5Gopen2": ([_HID, _NAME, _HID], _HID),
-    "H5Gclose": ([_HID], _HERR),
-    "H5Screate": ([ctypes.c_int], _HID),
-    "H5Screate_simple": ([ctypes.c_int, _DIMS, _DIMS], _HID),
-    "H5Sclose": ([_HID], _HERR),
-    "H5Dcreate2": ([_HID, _NAME, _HID, _HID, _HID, _HID, _HID], _HID),
-    "H5Dwrite": ([_HID, _HID, _HID, _HID, _HID, ctypes.c_void_p], _HERR),
-    "H5Dclose": ([_HID], _HERR),
-    "H5Acreate2": ([_HID, _NAME, _HID, _HID, _HID, _HID], _HID),
-    "H5Awrite": ([_HID, _HID, ctypes.c_void_p], _HERR),
-    "H5Aclose": ([_HID], _HERR),
-}
-_NATIVE_TYPES = {
-    np.dtype(np.float64): "H5T_NATIVE_DOUBLE_g",
-    np.dtype(np.int64): "H5T_NATIVE_LLONG_g",
-    np.dtype(np.int32): "H5T_NATIVE_INT_g",
-}
-_DEFAULT = 0  # H5P_DEFAULT, and H5S_ALL
-_SCALAR = 0  # H5S_SCALAR
-_READ_WRITE = 1  # H5F_ACC_RDWR
-
-
-class _HDF5Library:
-    """The few HDF5 C functions needed to add groups, datasets and attributes to a file."""
-
-    def __init__(self, path: str) -> None:
-        lib = ctypes.CDLL(path)
-        self._functions = {}
-        for name, (args, result) in _SIGNATURES.items():
-            function = getattr(lib, name)
-            function.argtypes, function.restype = args, result
-            self._functions[name] = function
-        self.call("H5open")
-        version = [ctypes.c_uint() for _ in range(3)]
-        self.call("H5get_libversion", *(ctypes.byref(v) for v in version))
-        if (version[0].value, version[1].value) < (1, 10):
-            raise RuntimeError(f"HDF5 {version[0].value}.{version[1].value} < 1.10 at {path}")
-        self.types = {
-            dtype: _HID.in_dll(lib, symbol).value for dtype, symbol in _NATIVE_TYPES.items()
-        }
-
-    def call(self, name: str, *args: Any) -> int:
-        """Call an HDF5 function; a negative result (an HDF5 error) raises RuntimeError."""
-        result = self._functions[name](*args)
-        if result < 0:
-            raise RuntimeError(f"HDF5 {name} failed")
-        return int(result)
-
-    def native(self, data: npt.ArrayLike) -> tuple[np.ndarray, int]:
-        """``data`` as a C-contiguous array of a supported type, and that type's HDF5 id."""
-        data = np.asarray(data)
-        data = np.ascontiguousarray(data, dtype=np.float64 if data.dtype.kind == "f" else None)
-        if data.dtype not in self.types:
-            raise TypeError(f"arrays of {data.dtype} are not supported")
-        return data, self.types[data.dtype]
-
-    def open(self, path: Path) -> _File:
-        """Open an existing file for writing."""
-        return _File(self, self.call("H5Fopen", str(path).encode(), _READ_WRITE, _DEFAULT))
-
-
-class _File:
-    """An HDF5 file open for writing (a context manager that closes it)."""
-
-    def __init__(self, lib: _HDF5Library, fid: int) -> None:
-        self.lib, self.fid = lib, fid
-
-    def __enter__(self) -> _File:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.lib.call("H5Fclose", self.fid)
-
-    def group(self, name: str) -> None:
-        """Create the group ``name`` (an absolute path) unless it exists."""
-        if self.lib.call("H5Lexists", self.fid, name.encode(), _DEFAULT) > 0:
-            return
-        gid = self.lib.call("H5Gcreate2", self.fid, name.encode(), _DEFAULT, _DEFAULT, _DEFAULT)
-        self.lib.call("H5Gclose", gid)
-
-    def dataset(self, name: str, data: npt.ArrayLike) -> None:
-        """Create the dataset ``name`` holding ``data`` (float64, int64 or int32)."""
-        data, dtype = self.lib.native(data)
-        dims = (ctypes.c_uint64 * data.ndim)(*data.shape)
-        space = self.lib.call("H5Screate_simple", data.ndim, dims, None)
-        try:
-            dset = self.lib.call(
-                "H5Dcreate2", self.fid, name.encode(), dtype, space, _DEFAULT, _DEFAULT, _DEFAULT
-            )
-            try:
-                self.lib.call(
-                    "H5Dwrite", dset, dtype, _DEFAULT, _DEFAULT, _DEFAULT, data.ctypes.data
-                )
-            finally:
-                self.lib.call("H5Dclose", dset)
-        finally:
-            self.lib.call("H5Sclose", space)
-
-    def attribute(self, group: str, name: str, value: np.number) -> None:
-        """Create the scalar attribute ``name`` of the group ``group``."""
-        data, dtype = self.lib.native(value)
-        gid = self.lib.call("H5Gopen2", self.fid, group.encode(), _DEFAULT)
-        space = self.lib.call("H5Screate", _SCALAR)
-        try:
-            attr = self.lib.call("H5Acreate2", gid, name.encode(), dtype, space, _DEFAULT, _DEFAULT)
-            try:
-                self.lib.call("H5Awrite", attr, dtype, data.ctypes.data)
-            finally:
-                self.lib.call("H5Aclose", attr)
-        finally:
-            self.lib.call("H5Sclose", space)
-            self.lib.call("H5Gclose", gid)
-
-
-@functools.cache
-def _hdf5() -> _HDF5Library:
-    """The HDF5 library DOLFINx is linked against (found among the loaded libraries), or else
-    the system's."""
-    path = None
-    maps = Path("/proc/self/maps")
-    if maps.exists():
-        loaded = (line.split()[-1] for line in maps.read_text().splitlines() if "/" in line)
-        path = next((p for p in loaded if _LIBRARY.search(p)), None)
-    path = path or ctypes.util.find_library("hdf5")
-    if path is None:
-        raise RuntimeError("no HDF5 library found for VTKHDF output")
-    return _HDF5Library(path)
