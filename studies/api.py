@@ -201,7 +201,8 @@ def modes(
         device: The device.
         polarisations: ``"TE"`` and/or ``"TM"``.
         comm: Communicator.
-        out: Output folder for modes.csv and modes.json (None: no files).
+        out: Output folder for modes.csv, modes.json and the mode profiles (``modes.bp``,
+            ``modes.vtkhdf``; None: no files).
     """
     from cqdlaser.studies.optics import stack_mode_table
 
@@ -210,7 +211,8 @@ def modes(
             raise ConfigError("polarisation", pol, "must be 'TE' or 'TM'")
     comm = _comm(comm)
     t0 = time.perf_counter()
-    rows = stack_mode_table(device, comm, polarisations=tuple(polarisations))
+    folder = None if out is None else Path(out)
+    rows = stack_mode_table(device, comm, polarisations=tuple(polarisations), out=folder)
     result = ModesResult(
         modes=tuple(StackModeResult(**row) for row in rows),
         wavelength_nm=device.optics.wavelength_nm,

@@ -18,13 +18,18 @@ GAIN_REGIONS = ("film", "grating_fill", "grating")
 
 
 def stack_mode_table(
-    device: Device, comm: MPI.Comm = MPI.COMM_WORLD, *, polarisations: Sequence[str] = ("TE", "TM")
+    device: Device,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    polarisations: Sequence[str] = ("TE", "TM"),
+    out: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Guided modes of the device's layer stack at ``optics.wavelength_nm``, one row per mode.
 
     Each row: polarisation, order, n_eff, group index, loss (1/cm), confinement per region, the
     confinement in the gain material (film plus the CQD fraction of the grating layer), and for a
     grating device the second-order Bragg estimate lambda = n_eff Lambda with its d(lambda)/dT.
+    With ``out``, the mode profiles are written there (``modes.bp`` and ``modes.vtkhdf``).
     """
     data = build_stack(device, comm, optical=True)
     mats = region_materials(device)
@@ -32,8 +37,10 @@ def stack_mode_table(
     dn_dt = region_dn_dt(device, list(data.regions), materials=mats)
     fill = 0.0 if device.grating is None else device.grating.fill_fraction
     rows = []
+    found = []
     for pol in polarisations:
         for mode in stack_modes(data, eps, device.optics.wavelength, pol):
+            found.append(mode)
             gamma = mode.confinement
             gain = gamma.get("film", 0.0) + (1.0 - fill) * gamma.get("grating", 0.0)
             row: dict[str, Any] = {
@@ -54,6 +61,10 @@ def stack_mode_table(
                     device.grating.period_nm * dndt * (mode.n_eff / mode.group_index)
                 )
             rows.append(row)
+    if out is not None and found:
+        from cqdlaser.studies.fields import write_mode_fields
+
+        write_mode_fields(out / "modes", found, data)
     return rows
 
 
