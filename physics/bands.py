@@ -49,6 +49,7 @@ from typing import Any
 
 from mpi4py import MPI
 from petsc4py import PETSc
+from slepc4py import SLEPc
 
 import numpy as np
 
@@ -60,9 +61,10 @@ from dolfinx.fem.petsc import assemble_matrix
 from cqdlaser.geometry.config import apply_overrides, device_from_dict, device_to_dict
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.physics._fem import global_sum, normalise_peak, region_function
 from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
 from cqdlaser.physics.modes import Permittivity, stack_modes
-from cqdlaser.physics.periodic import periodic_space_from_mesh
+from cqdlaser.physics.periodic import PeriodicSpace, periodic_space_from_mesh
 
 OPTIONS_PREFIX = "bands_"
 
@@ -140,32 +142,6 @@ def _region_values(
     return out
 
 
-def _dg0(mesh_data: MeshData, values: Mapping[str, float]) -> fem.Function:
-    """A DG0 function equal to ``values[region]`` on each region."""
-    Q = fem.functionspace(mesh_data.mesh, ("DG", 0))
-    f = fem.Function(Q)
-    ct = mesh_data.cell_tags
-    for name, tag in mesh_data.regions.items():
-        cells = ct.indices[ct.values == tag]
-        f.x.array[Q.dofmap.list[cells, 0]] = values[name]
-    f.x.scatter_forward()
-    return f
-
-
-def _scalar(form: fem.Form, comm: MPI.Comm) -> float:
-    return float(comm.allreduce(fem.assemble_scalar(form), op=MPI.SUM))
-
-
-def _normalise(uh: fem.Function) -> None:
-    """Scale a real field to max |u| = 1, positive there (collective)."""
-    n_owned = uh.function_space.dofmap.index_map.size_local
-    owned = uh.x.array[:n_owned]
-    i = int(np.argmax(np.abs(owned))) if owned.size else -1
-    local = (abs(owned[i]), owned[i]) if owned.size else (-1.0, 0.0)
-    peak = max(uh.function_space.mesh.comm.allgather(local), key=lambda pair: pair[0])
-    uh.x.array[:] /= peak[1]
-
-
 def _symmetry(overlaps: Mapping[str, float], harmonics: Mapping[str, float]) -> str:
     """Symmetry label from the overlaps of u with the first harmonics (see :class:`BandEdge`)."""
     if not all(math.isfinite(w) for w in harmonics.values()):
@@ -221,47 +197,20 @@ def band_edges(
     Raises:
         ValueError: Wrong polarisation, mesh kind or permittivity.
         KeyError: ``permittivity`` lacks a region of the mesh.
-        RuntimeError: SLEPc did not converge (with its reason and the options).
+        SolverError: SLEPc did not converge (with its reason and the options).
     """
-    if polarisation not in POLARISATIONS:
-        raise ValueError(f"polarisation = {polarisation!r} must be one of {POLARISATIONS}")
-    if mesh_data.kind not in ("cross-section", "cell"):
-        raise ValueError(f"band_edges needs a cross-section or cell mesh, got {mesh_data.kind!r}")
-    msh = mesh_data.mesh
-    gdim = msh.geometry.dim
-    if polarisation == "TM" and gdim != 2:
-        raise ValueError("TM (u = H_y) is defined on the 2D cross-section only")
-    if degree < 1 or n_bands < 1:
-        raise ValueError(f"degree = {degree} and n_bands = {n_bands} must be at least 1")
-    if not (period > 0.0 and wavelength_guess > 0.0):
-        raise ValueError(f"period = {period} m and wavelength_guess = {wavelength_guess} m > 0")
-    comm = msh.comm
+    _check_problem(mesh_data, polarisation, degree, n_bands, period, wavelength_guess)
     te = polarisation == "TE"
     eps_values = _region_values(mesh_data, permittivity)
     t0 = time.perf_counter()
-    V = fem.functionspace(msh, ("Lagrange", degree))
-    eps = _dg0(mesh_data, eps_values)
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    if te:
-        a = ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
-        b = eps * u * v * ufl.dx
-    else:
-        a = ufl.inner(ufl.grad(u), ufl.grad(v)) / eps * ufl.dx
-        b = u * v * ufl.dx
+    V = fem.functionspace(mesh_data.mesh, ("Lagrange", degree))
+    eps = region_function(mesh_data, eps_values)
     space = periodic_space_from_mesh(V, mesh_data, dirichlet=("top", "bottom"))
-    A_full = assemble_matrix(fem.form(a))
-    A_full.assemble()
-    B_full = assemble_matrix(fem.form(b))
-    B_full.assemble()
-    A = space.reduce_matrix(A_full)
-    B = space.reduce_matrix(B_full)
-    A_full.destroy()
-    B_full.destroy()
+    A, B = _reduced_operators(V, eps, te, space)
     t1 = time.perf_counter()
-
-    target = (2.0 * math.pi / wavelength_guess) ** 2
     options = solver_options(petsc_options)
     nev = int(options.pop("eps_nev", 2 * n_bands + 4))
+    target = (2.0 * math.pi / wavelength_guess) ** 2
     solver, run = solve_eigenproblem(
         A, B, prefix=OPTIONS_PREFIX, target=target, nev=nev, options=options
     )
@@ -276,27 +225,152 @@ def band_edges(
             solve_s=t2 - t1,
             options=run,
         )
+    observables = _Observables.build(mesh_data, V, eps, te, period)
+    radiation_limit = max_radiation_share * _outer_padding_share(mesh_data)
+    name = ("E_y" if te else "H_y") if mesh_data.mesh.geometry.dim == 2 else "u"
+    try:
+        found = _guided_modes(solver, A, space, observables, radiation_limit, name)
+    finally:
+        solver.destroy()
+        A.destroy()
+        B.destroy()
+    return _nearest_band_edges(found, wavelength_guess, n_bands, polarisation, degeneracy_rtol)
 
-    x = ufl.SpatialCoordinate(msh)
-    uh = fem.Function(V)
-    e2 = uh * uh if te else ufl.inner(ufl.grad(uh), ufl.grad(uh)) / eps**2
-    dx = ufl.Measure("dx", domain=msh, subdomain_data=mesh_data.cell_tags)
-    region_forms = {name: fem.form(e2 * dx(tag)) for name, tag in mesh_data.regions.items()}
-    z = x[gdim - 1]
+
+def _check_problem(
+    mesh_data: MeshData,
+    polarisation: str,
+    degree: int,
+    n_bands: int,
+    period: float,
+    wavelength_guess: float,
+) -> None:
+    """Raise ValueError for a wrong polarisation, mesh kind or size."""
+    if polarisation not in POLARISATIONS:
+        raise ValueError(f"polarisation = {polarisation!r} must be one of {POLARISATIONS}")
+    if mesh_data.kind not in ("cross-section", "cell"):
+        raise ValueError(f"band_edges needs a cross-section or cell mesh, got {mesh_data.kind!r}")
+    if polarisation == "TM" and mesh_data.mesh.geometry.dim != 2:
+        raise ValueError("TM (u = H_y) is defined on the 2D cross-section only")
+    if degree < 1 or n_bands < 1:
+        raise ValueError(f"degree = {degree} and n_bands = {n_bands} must be at least 1")
+    if not (period > 0.0 and wavelength_guess > 0.0):
+        raise ValueError(f"period = {period} m and wavelength_guess = {wavelength_guess} m > 0")
+
+
+def _reduced_operators(
+    V: fem.FunctionSpace, eps: fem.Function, te: bool, space: PeriodicSpace
+) -> tuple[PETSc.Mat, PETSc.Mat]:
+    """``P^T A P`` and ``P^T B P`` of the Gamma-point problem ``A x = k0^2 B x``: TE
+    ``(grad u, grad v) = k0^2 (eps u, v)``, TM ``(grad u / eps, grad v) = k0^2 (u, v)``."""
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    if te:
+        a = ufl.inner(ufl.grad(u), ufl.grad(v)) * ufl.dx
+        b = eps * u * v * ufl.dx
+    else:
+        a = ufl.inner(ufl.grad(u), ufl.grad(v)) / eps * ufl.dx
+        b = u * v * ufl.dx
+    reduced = []
+    for form in (a, b):
+        full = assemble_matrix(fem.form(form))
+        full.assemble()
+        reduced.append(space.reduce_matrix(full))
+        full.destroy()
+    return reduced[0], reduced[1]
+
+
+def _outer_padding_share(mesh_data: MeshData) -> float:
+    """Volume fraction of the outer half of the padding above and below (see
+    :class:`_Observables`): the radiation fraction of a field spread evenly."""
+    msh = mesh_data.mesh
+    far = _outer_padding(mesh_data)
+    one = fem.Constant(msh, PETSc.ScalarType(1.0))
+    return global_sum(fem.form(far * ufl.dx)) / global_sum(fem.form(one * ufl.dx))
+
+
+def _outer_padding(mesh_data: MeshData) -> Any:
+    """1 in the outer half of the padding below the substrate top and above the cover bottom."""
+    z = ufl.SpatialCoordinate(mesh_data.mesh)[mesh_data.mesh.geometry.dim - 1]
     levels = mesh_data.z_levels
     z_low = 0.5 * (levels["substrate_bottom"] + levels["substrate_top"])
     z_high = 0.5 * (levels["cover_bottom"] + levels["cover_top"])
-    far = ufl.conditional(ufl.Or(ufl.lt(z, z_low), ufl.gt(z, z_high)), 1.0, 0.0)
-    far_form = fem.form(far * uh * uh * ufl.dx)
-    total_form = fem.form(uh * uh * ufl.dx)
-    one = fem.Constant(msh, PETSc.ScalarType(1.0))
-    uniform = _scalar(fem.form(far * ufl.dx), comm) / _scalar(fem.form(one * ufl.dx), comm)
-    g = 2.0 * math.pi / period
-    waves = {"cos_x": ufl.cos(g * x[0]), "sin_x": ufl.sin(g * x[0])}
-    if gdim == 3:
-        waves |= {"cos_y": ufl.cos(g * x[1]), "sin_y": ufl.sin(g * x[1])}
-    wave_forms = {key: fem.form(w * uh * ufl.dx) for key, w in waves.items()}
+    return ufl.conditional(ufl.Or(ufl.lt(z, z_low), ufl.gt(z, z_high)), 1.0, 0.0)
 
+
+@dataclass(frozen=True)
+class _Observables:
+    """Compiled integrals of a mode ``uh``: |E|^2 per region, |u|^2 in the outer half of the
+    padding and in total, and the overlaps of u with the first in-plane harmonics."""
+
+    uh: fem.Function
+    regions: dict[str, fem.Form]
+    far: fem.Form
+    total: fem.Form
+    waves: dict[str, fem.Form]
+
+    @classmethod
+    def build(
+        cls,
+        mesh_data: MeshData,
+        V: fem.FunctionSpace,
+        eps: fem.Function,
+        te: bool,
+        period: float,
+    ) -> _Observables:
+        msh = mesh_data.mesh
+        x = ufl.SpatialCoordinate(msh)
+        uh = fem.Function(V)
+        e2 = uh * uh if te else ufl.inner(ufl.grad(uh), ufl.grad(uh)) / eps**2
+        dx = ufl.Measure("dx", domain=msh, subdomain_data=mesh_data.cell_tags)
+        g = 2.0 * math.pi / period
+        waves = {"cos_x": ufl.cos(g * x[0]), "sin_x": ufl.sin(g * x[0])}
+        if msh.geometry.dim == 3:
+            waves |= {"cos_y": ufl.cos(g * x[1]), "sin_y": ufl.sin(g * x[1])}
+        return cls(
+            uh=uh,
+            regions={name: fem.form(e2 * dx(tag)) for name, tag in mesh_data.regions.items()},
+            far=fem.form(_outer_padding(mesh_data) * uh * uh * ufl.dx),
+            total=fem.form(uh * uh * ufl.dx),
+            waves={key: fem.form(w * uh * ufl.dx) for key, w in waves.items()},
+        )
+
+    def radiation(self) -> float:
+        """Fraction of |u|^2 in the outer half of the padding."""
+        return global_sum(self.far) / global_sum(self.total)
+
+    def confinement(self) -> dict[str, float]:
+        """Region -> fraction of |E|^2 in it."""
+        per_region = {name: global_sum(L) for name, L in self.regions.items()}
+        norm = sum(per_region.values())
+        return {name: s / norm for name, s in per_region.items()}
+
+    def overlaps(self) -> dict[str, float]:
+        """Harmonic -> integral of u times it."""
+        return {key: global_sum(L) for key, L in self.waves.items()}
+
+
+@dataclass(frozen=True)
+class _Found:
+    wavelength: float
+    radiation: float
+    confinement: dict[str, float]
+    overlaps: dict[str, float]
+    field: fem.Function
+
+
+def _guided_modes(
+    solver: SLEPc.EPS,
+    A: PETSc.Mat,
+    space: PeriodicSpace,
+    observables: _Observables,
+    radiation_limit: float,
+    name: str,
+) -> list[_Found]:
+    """The converged eigenpairs with k0^2 > 0 whose radiation fraction is at most
+    ``radiation_limit`` (the others are box modes of the truncation), with their confinement
+    and harmonics; each field (named ``name``) normalised to a peak of 1."""
+    uh = observables.uh
+    V = uh.function_space
     found: list[_Found] = []
     vr, vi = A.createVecs()
     try:
@@ -305,31 +379,37 @@ def band_edges(
             if value <= 0.0:
                 continue
             space.expand(vr, uh)
-            _normalise(uh)
-            radiation = _scalar(far_form, comm) / _scalar(total_form, comm)
-            if radiation > max_radiation_share * uniform:
+            normalise_peak(uh)
+            radiation = observables.radiation()
+            if radiation > radiation_limit:
                 continue
-            per_region = {name: _scalar(L, comm) for name, L in region_forms.items()}
-            norm = sum(per_region.values())
-            overlaps = {key: _scalar(L, comm) for key, L in wave_forms.items()}
-            mode = fem.Function(V, name=("E_y" if te else "H_y") if gdim == 2 else "u")
+            mode = fem.Function(V, name=name)
             mode.x.array[:] = uh.x.array
             found.append(
                 _Found(
                     2.0 * math.pi / math.sqrt(value),
                     radiation,
-                    {name: s / norm for name, s in per_region.items()},
-                    overlaps,
+                    observables.confinement(),
+                    observables.overlaps(),
                     mode,
                 )
             )
     finally:
-        solver.destroy()
-        A.destroy()
-        B.destroy()
         vr.destroy()
         vi.destroy()
-    found.sort(key=lambda item: abs(item.wavelength - wavelength_guess))
+    return found
+
+
+def _nearest_band_edges(
+    found: list[_Found],
+    wavelength_guess: float,
+    n_bands: int,
+    polarisation: str,
+    degeneracy_rtol: float,
+) -> list[BandEdge]:
+    """The ``n_bands`` modes nearest the guess, sorted by wavelength, with their degeneracy
+    and symmetry."""
+    found = sorted(found, key=lambda item: abs(item.wavelength - wavelength_guess))
     chosen = sorted(found[:n_bands], key=lambda item: item.wavelength)
     wavelengths = np.array([item.wavelength for item in chosen])
     out = []
@@ -353,15 +433,6 @@ def band_edges(
             )
         )
     return out
-
-
-@dataclass(frozen=True)
-class _Found:
-    wavelength: float
-    radiation: float
-    confinement: dict[str, float]
-    overlaps: dict[str, float]
-    field: fem.Function
 
 
 def bragg_guess(
@@ -464,16 +535,16 @@ def band_edge_thermal_shift(
     """
     eps_values = _region_values(mesh_data, permittivity)
     deps = {name: 2.0 * math.sqrt(eps_values[name]) * dn_dt.get(name, 0.0) for name in eps_values}
-    eps, d_eps = _dg0(mesh_data, eps_values), _dg0(mesh_data, deps)
+    eps = region_function(mesh_data, eps_values)
+    d_eps = region_function(mesh_data, deps)
     u = edge.field
-    comm = mesh_data.comm
     if edge.polarisation == "TM":
         grad2 = ufl.inner(ufl.grad(u), ufl.grad(u))
-        num = _scalar(fem.form(d_eps * grad2 / eps**2 * ufl.dx), comm)
-        den = 2.0 * edge.k0**2 * _scalar(fem.form(u * u * ufl.dx), comm)
+        num = global_sum(fem.form(d_eps * grad2 / eps**2 * ufl.dx))
+        den = 2.0 * edge.k0**2 * global_sum(fem.form(u * u * ufl.dx))
     else:
-        num = _scalar(fem.form(d_eps * u * u * ufl.dx), comm)
-        den = 2.0 * _scalar(fem.form(eps * u * u * ufl.dx), comm)
+        num = global_sum(fem.form(d_eps * u * u * ufl.dx))
+        den = 2.0 * global_sum(fem.form(eps * u * u * ufl.dx))
     return edge.wavelength * num / den
 
 

@@ -72,6 +72,7 @@ from dolfinx import fem, la
 from dolfinx.fem.petsc import assemble_matrix
 
 from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.physics._fem import boundary_dofs, normalise_peak, region_function
 from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
 
 OPTIONS_PREFIX = "modes_stack_"
@@ -229,12 +230,6 @@ class _Cells:
         self.dofs = Q.dofmap.list[:n_local, 0]
         self.regions = mesh_data.regions
 
-    def fill(self, u: fem.Function, values: Mapping[str, float]) -> None:
-        """Set a DG0 function to a value per region."""
-        for name, tag in self.regions.items():
-            u.x.array[self.dofs[self.tags == tag]] = values[name]
-        u.x.scatter_forward()
-
     def sums(self, L: fem.Form) -> dict[str, float]:
         """Integrals of a DG0 linear form's integrand over every region (global)."""
         vec = fem.assemble_vector(L)
@@ -304,52 +299,87 @@ def stack_modes(
 
     Raises:
         KeyError: when ``permittivity`` does not name exactly the mesh's regions.
-        RuntimeError: when SLEPc does not converge (with its reason and the options).
+        SolverError: when SLEPc does not converge (with its reason and the options).
     """
+    _check_arguments(polarisation, degree, n_modes, wavelength)
+    eps_r = _resolve_permittivity(mesh_data, permittivity)
+    te = polarisation == "TE"
+    k0 = 2.0 * math.pi / wavelength
+    V = fem.functionspace(mesh_data.mesh, ("Lagrange", degree))
+    eps_par = region_function(mesh_data, {n: e[0].real for n, e in eps_r.items()})
+    eps_perp = region_function(mesh_data, {n: e[1].real for n, e in eps_r.items()})
+    inv_k02 = fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0 / k0**2))
+    A, B = _stack_operators(mesh_data, V, eps_par, eps_perp, inv_k02, te)
+    try:
+        found = _guided_eigenvectors(
+            A, B, mesh_data, eps_r, te, n_modes, _solver_options(petsc_options)
+        )
+    finally:
+        A.destroy()
+        B.destroy()
+    integrals = _ModeIntegrals.build(mesh_data, V, eps_par, eps_perp, inv_k02, te)
+    modes = [
+        integrals.mode(value, vector, eps_r, polarisation, order, wavelength)
+        for order, (value, vector) in enumerate(found[:n_modes])
+    ]
+    for _, vector in found:
+        vector.destroy()
+    return modes
+
+
+def _check_arguments(polarisation: str, degree: int, n_modes: int, wavelength: float) -> None:
+    """Raise ValueError for a wrong polarisation, degree, number of modes or wavelength."""
     if polarisation not in POLARISATIONS:
         raise ValueError(f"polarisation = {polarisation!r} must be one of {POLARISATIONS}")
     if degree < 1 or n_modes < 1:
         raise ValueError(f"degree = {degree} and n_modes = {n_modes} must be at least 1")
     if not wavelength > 0.0:
         raise ValueError(f"wavelength = {wavelength} m must be positive")
-    eps_r = _resolve_permittivity(mesh_data, permittivity)
-    te = polarisation == "TE"
-    k0 = 2.0 * math.pi / wavelength
-    msh = mesh_data.mesh
-    tdim = msh.topology.dim
-    V = fem.functionspace(msh, ("Lagrange", degree))
-    Q = fem.functionspace(msh, ("DG", 0))
-    cells = _Cells(mesh_data, Q)
-    eps_par, eps_perp = fem.Function(Q), fem.Function(Q)
-    cells.fill(eps_par, {n: e[0].real for n, e in eps_r.items()})
-    cells.fill(eps_perp, {n: e[1].real for n, e in eps_r.items()})
 
+
+def _stack_operators(
+    mesh_data: MeshData,
+    V: fem.FunctionSpace,
+    eps_par: fem.Function,
+    eps_perp: fem.Function,
+    inv_k02: fem.Constant,
+    te: bool,
+) -> tuple[PETSc.Mat, PETSc.Mat]:
+    """``A`` and ``B`` of ``A x = N^2 B x`` (weak forms in the module docstring), zero on
+    ``bottom`` and ``top``: the constrained dofs become decoupled eigenvalues -1, far below every
+    guided N^2 > 0."""
     u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    inv_k02 = fem.Constant(msh, dolfinx.default_scalar_type(1.0 / k0**2))
     if te:
         a = (eps_par * u * v - inv_k02 * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx
         b = u * v * ufl.dx
     else:
         a = (u * v - inv_k02 / eps_par * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx
         b = u / eps_perp * v * ufl.dx
-    facets = np.concatenate(
-        [mesh_data.facet_tags.find(mesh_data.boundary(s)) for s in ("bottom", "top")]
-    )
-    dofs = fem.locate_dofs_topological(V, tdim - 1, facets)
+    dofs = boundary_dofs(V, mesh_data, ("bottom", "top"))
     bc = fem.dirichletbc(dolfinx.default_scalar_type(0.0), dofs, V)
-    # Constrained dofs become decoupled eigenvalues -1, far below every guided N^2 > 0.
     A = assemble_matrix(fem.form(a), bcs=[bc], diag=-1.0)
     A.assemble()
     B = assemble_matrix(fem.form(b), bcs=[bc], diag=1.0)
     B.assemble()
+    return A, B
 
+
+def _guided_eigenvectors(
+    A: PETSc.Mat,
+    B: PETSc.Mat,
+    mesh_data: MeshData,
+    eps_r: Mapping[str, tuple[complex, complex]],
+    te: bool,
+    n_modes: int,
+    options: dict[str, Any],
+) -> list[tuple[float, PETSc.Vec]]:
+    """Solve ``A x = N^2 B x`` about a target just above the largest permittivity and keep the
+    real eigenpairs above the cutoff of the outer regions, by decreasing N^2."""
     component = 0 if te else 1
-    outer = _outer_regions(mesh_data)
-    cutoff = max(eps_r[name][component].real for name in outer)
+    cutoff = max(eps_r[name][component].real for name in _outer_regions(mesh_data))
     eps_max = max(max(e[0].real, e[1].real) for e in eps_r.values())
     target = eps_max * (1.0 + 1e-3) + 1e-3
     hermitian = te or all(e[1].real > 0.0 for e in eps_r.values())
-    options = _solver_options(petsc_options)
     solver, _ = solve_eigenproblem(
         A,
         B,
@@ -359,45 +389,79 @@ def stack_modes(
         options=options,
         hermitian=hermitian,
     )
-    nconv = solver.getConverged()
-
     found: list[tuple[float, PETSc.Vec]] = []
     try:
-        for i in range(nconv):
+        for i in range(solver.getConverged()):
             vr, vi = A.createVecs()
             value = solver.getEigenpair(i, vr, vi)
-            if abs(value.imag) > 1e-8 * max(1.0, abs(value.real)):
-                continue
-            if value.real > cutoff:
+            vi.destroy()
+            real = abs(value.imag) <= 1e-8 * max(1.0, abs(value.real))
+            if real and value.real > cutoff:
                 found.append((value.real, vr))
+            else:
+                vr.destroy()
     finally:
         solver.destroy()
-        A.destroy()
-        B.destroy()
     found.sort(key=lambda pair: -pair[0])
+    return found
 
-    uh = fem.Function(V)
-    w = ufl.TestFunction(Q)
-    n2 = fem.Constant(msh, dolfinx.default_scalar_type(1.0))
-    if te:
-        forms = {"e2": fem.form(uh * uh * w * ufl.dx)}
-    else:
-        dh = uh.dx(0)
-        forms = {
-            "par": fem.form(inv_k02 * dh * dh / eps_par**2 * w * ufl.dx),
-            "perp": fem.form(n2 * uh * uh / eps_perp**2 * w * ufl.dx),
-            "h2": fem.form(uh * uh * w * ufl.dx),
-            "norm": fem.form(uh * uh / eps_perp * w * ufl.dx),
-        }
-    modes = []
-    for order, (value, vr) in enumerate(found[:n_modes]):
-        n_eff = math.sqrt(value)
-        uh.x.petsc_vec.array[:] = vr.array
-        uh.x.scatter_forward()
-        _normalise(uh)
-        n2.value = value
-        s = {key: cells.sums(L) for key, L in forms.items()}
+
+@dataclass(frozen=True)
+class _ModeIntegrals:
+    """Per-region integrals of a mode ``uh`` (DG0 linear forms summed by region): TE ``|E|^2``;
+    TM the in-plane and normal parts of ``|E|^2``, ``|H|^2`` and the norm ``|H|^2/eps_perp``."""
+
+    uh: fem.Function
+    n2: fem.Constant
+    cells: _Cells
+    forms: dict[str, fem.Form]
+    te: bool
+
+    @classmethod
+    def build(
+        cls,
+        mesh_data: MeshData,
+        V: fem.FunctionSpace,
+        eps_par: fem.Function,
+        eps_perp: fem.Function,
+        inv_k02: fem.Constant,
+        te: bool,
+    ) -> _ModeIntegrals:
+        Q = fem.functionspace(mesh_data.mesh, ("DG", 0))
+        uh = fem.Function(V)
+        w = ufl.TestFunction(Q)
+        n2 = fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0))
         if te:
+            forms = {"e2": fem.form(uh * uh * w * ufl.dx)}
+        else:
+            dh = uh.dx(0)
+            forms = {
+                "par": fem.form(inv_k02 * dh * dh / eps_par**2 * w * ufl.dx),
+                "perp": fem.form(n2 * uh * uh / eps_perp**2 * w * ufl.dx),
+                "h2": fem.form(uh * uh * w * ufl.dx),
+                "norm": fem.form(uh * uh / eps_perp * w * ufl.dx),
+            }
+        return cls(uh, n2, _Cells(mesh_data, Q), forms, te)
+
+    def mode(
+        self,
+        value: float,
+        vector: PETSc.Vec,
+        eps_r: Mapping[str, tuple[complex, complex]],
+        polarisation: str,
+        order: int,
+        wavelength: float,
+    ) -> Mode:
+        """The :class:`Mode` of the eigenpair ``(N^2, vector)``: its field normalised to a peak
+        of 1, confinement, perturbation weights, group index and first-order loss."""
+        uh = self.uh
+        n_eff = math.sqrt(value)
+        uh.x.petsc_vec.array[:] = vector.array
+        uh.x.scatter_forward()
+        normalise_peak(uh)
+        self.n2.value = value
+        s = {key: self.cells.sums(L) for key, L in self.forms.items()}
+        if self.te:
             total = sum(s["e2"].values())
             weights = {r: (s["e2"][r] / total, 0.0) for r in eps_r}
             confinement = {r: s["e2"][r] / total for r in eps_r}
@@ -410,33 +474,13 @@ def stack_modes(
             confinement = {r: e2[r] / total for r in eps_r}
             group = sum(s["h2"].values()) / norm / n_eff
         shift = _shift(weights, {r: (1j * e[0].imag, 1j * e[1].imag) for r, e in eps_r.items()})
+        k0 = 2.0 * math.pi / wavelength
         loss = k0 * shift.imag / n_eff
-        field = fem.Function(V, name="E_y" if te else "H_y")
+        field = fem.Function(uh.function_space, name="E_y" if self.te else "H_y")
         field.x.array[:] = uh.x.array
-        modes.append(
-            Mode(
-                polarisation,
-                order,
-                n_eff,
-                wavelength,
-                confinement,
-                loss / 100.0,
-                group,
-                weights,
-                field,
-            )
+        return Mode(
+            polarisation, order, n_eff, wavelength, confinement, loss / 100.0, group, weights, field
         )
-    return modes
-
-
-def _normalise(uh: fem.Function) -> None:
-    """Scale a real field to max |u| = 1 and make it positive there (collective)."""
-    n_owned = uh.function_space.dofmap.index_map.size_local
-    owned = uh.x.array[:n_owned]
-    i = int(np.argmax(np.abs(owned))) if owned.size else -1
-    local = (abs(owned[i]), owned[i]) if owned.size else (-1.0, 0.0)
-    peak = max(uh.function_space.mesh.comm.allgather(local), key=lambda pair: pair[0])
-    uh.x.array[:] /= peak[1]
 
 
 def _shift(

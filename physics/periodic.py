@@ -142,22 +142,56 @@ def periodic_space(
         ValueError: Block size other than 1, or a tag with no facets on any rank.
         PeriodicMatchError: An image dof with no source dof within ``tol`` (non-matching faces).
     """
-    msh = V.mesh
-    comm = msh.comm
     if V.dofmap.index_map_bs != 1:
         raise ValueError(
             f"periodic_space needs a scalar space, got block size {V.dofmap.index_map_bs}"
         )
+    comm = V.mesh.comm
+    imap = V.dofmap.index_map
+    if tol is None:
+        tol = RELATIVE_TOLERANCE * _bounding_box_diagonal(V.mesh)
+    image_global, source_global = _periodic_relations(V, facet_tags, pairs, tol)
+    owned_global = imap.local_range[0] + np.arange(imap.size_local, dtype=np.int64)
+    fixed = _owned_marks(imap, dirichlet_dofs)
+    my_master, fixed, in_class = _masters(comm, image_global, source_global, owned_global, fixed)
+    kept = ~fixed & (my_master == owned_global)
+    reduced, n_reduced = _reduced_numbering(comm, kept)
+    column = _columns(comm, reduced, kept & in_class, fixed, my_master, owned_global)
+    rows = ~fixed
+    indptr = np.concatenate([[0], np.cumsum(rows)]).astype(PETSc.IntType)
+    indices = column[rows].astype(PETSc.IntType)
+    values = np.ones(indices.size, dtype=PETSc.ScalarType)
+    P = PETSc.Mat().createAIJ(
+        size=((imap.size_local, imap.size_global), (int(kept.sum()), n_reduced)),
+        csr=(indptr, indices, values),
+        comm=comm,
+    )
+    P.assemble()
+    return PeriodicSpace(V, P)
+
+
+def _periodic_relations(
+    V: fem.FunctionSpace,
+    facet_tags: dolfinx.mesh.MeshTags,
+    pairs: Sequence[tuple[int, int, Sequence[float]]],
+    tol: float,
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64]]:
+    """Global indices of every image dof and of its source dof at ``x - translation``, over all
+    pairs, gathered on every rank.
+
+    Raises:
+        ValueError: A tag with no facets on any rank.
+        PeriodicMatchError: An owned image dof with no source dof within ``tol``.
+    """
+    msh = V.mesh
+    comm = msh.comm
     imap = V.dofmap.index_map
     n_owned = imap.size_local
     n_local = n_owned + imap.num_ghosts
     l2g = imap.local_to_global(np.arange(n_local, dtype=np.int32)).astype(np.int64)
     x = V.tabulate_dof_coordinates()
-    if tol is None:
-        tol = RELATIVE_TOLERANCE * _bounding_box_diagonal(msh)
     tdim = msh.topology.dim
     msh.topology.create_connectivity(tdim - 1, tdim)
-
     images, sources = [], []
     for source_tag, image_tag, translation in pairs:
         t = np.zeros(3)
@@ -180,12 +214,20 @@ def periodic_space(
     source_global = np.concatenate(
         comm.allgather(np.concatenate([np.empty(0, np.int64), *sources]))
     )
+    return image_global, source_global
 
-    fixed = _owned_marks(imap, dirichlet_dofs)
-    r0 = imap.local_range[0]
-    owned_global = r0 + np.arange(n_owned, dtype=np.int64)
 
-    # Classes of dofs tied together by the periodic relations (graph components).
+def _masters(
+    comm: MPI.Comm,
+    image_global: npt.NDArray[np.int64],
+    source_global: npt.NDArray[np.int64],
+    owned_global: npt.NDArray[np.int64],
+    fixed: npt.NDArray[np.bool_],
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """The master (smallest global index of its class) of every owned dof, which owned dofs are
+    fixed at zero (marked, or in a class with a marked dof), and which are in a class of
+    periodically related dofs: the classes are the connected components of the graph of the
+    periodic relations."""
     nodes, inverse = np.unique(np.concatenate([image_global, source_global]), return_inverse=True)
     n_edges = image_global.size
     graph = coo_matrix(
@@ -203,37 +245,42 @@ def periodic_space(
     in_class[in_class] = nodes[pos[in_class]] == owned_global[in_class]
     my_master = owned_global.copy()
     my_master[in_class] = master[label[pos[in_class]]]
+    fixed = fixed.copy()
     fixed[in_class] |= zero_class[label[pos[in_class]]]
-    kept = ~fixed & (my_master == owned_global)
+    return my_master, fixed, in_class
 
-    # Reduced numbering: contiguous per rank, in the order of the owned dofs.
+
+def _reduced_numbering(
+    comm: MPI.Comm, kept: npt.NDArray[np.bool_]
+) -> tuple[npt.NDArray[np.int64], int]:
+    """Reduced numbers of the kept owned dofs (-1 for the others), contiguous per rank in the
+    order of the owned dofs, and the global number of reduced dofs."""
     n_kept = int(kept.sum())
     offset = comm.exscan(n_kept) or 0
-    n_reduced = comm.allreduce(n_kept, op=MPI.SUM)
-    reduced = np.full(n_owned, -1, dtype=np.int64)
+    reduced = np.full(kept.size, -1, dtype=np.int64)
     reduced[kept] = offset + np.arange(n_kept, dtype=np.int64)
+    return reduced, comm.allreduce(n_kept, op=MPI.SUM)
 
-    # Reduced numbers of the class masters, from the ranks that own them, to every rank.
-    mine = kept & in_class
-    master_global = np.concatenate(comm.allgather(owned_global[mine]))
-    master_reduced = np.concatenate(comm.allgather(reduced[mine]))
+
+def _columns(
+    comm: MPI.Comm,
+    reduced: npt.NDArray[np.int64],
+    masters: npt.NDArray[np.bool_],
+    fixed: npt.NDArray[np.bool_],
+    my_master: npt.NDArray[np.int64],
+    owned_global: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int64]:
+    """The column of ``P`` of every owned dof: its own reduced number if kept, its class
+    master's if it is a periodic image (``masters``: the owned class masters, whose reduced
+    numbers every rank receives); fixed dofs have none."""
+    master_global = np.concatenate(comm.allgather(owned_global[masters]))
+    master_reduced = np.concatenate(comm.allgather(reduced[masters]))
     order = np.argsort(master_global)
     master_global, master_reduced = master_global[order], master_reduced[order]
-    slave = ~fixed & ~kept
+    slave = ~fixed & (reduced < 0)
     column = reduced.copy()
     column[slave] = master_reduced[np.searchsorted(master_global, my_master[slave])]
-
-    rows = ~fixed
-    indptr = np.concatenate([[0], np.cumsum(rows)]).astype(PETSc.IntType)
-    indices = column[rows].astype(PETSc.IntType)
-    values = np.ones(indices.size, dtype=PETSc.ScalarType)
-    P = PETSc.Mat().createAIJ(
-        size=((n_owned, imap.size_global), (n_kept, n_reduced)),
-        csr=(indptr, indices, values),
-        comm=comm,
-    )
-    P.assemble()
-    return PeriodicSpace(V, P)
+    return column
 
 
 def periodic_space_from_mesh(
