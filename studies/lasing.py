@@ -10,9 +10,11 @@ from typing import Any
 from mpi4py import MPI
 
 from cqdlaser.geometry.device import Device
-from cqdlaser.physics.heat import HeatProblem
+from cqdlaser.physics.heat import HeatHistory, HeatProblem
 from cqdlaser.physics.laser import (
     KW_CM2,
+    CWResult,
+    ThresholdModel,
     cw_exponential,
     cw_window,
     lasing_duration,
@@ -38,61 +40,18 @@ def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any
     """
     t0 = time.perf_counter()
     materials = heat_materials(device, comm)
-    problem = HeatProblem.from_device(device, heat_mesh(device, comm), materials)
     model = threshold_model(device)
-    intensity = device.pump.intensity
     sink = device.heat.sink_temperature_k
     pulse = device.pump.pulse
-    end = pulse if pulse is not None else device.heat.end_time
-    slope = device.laser.slope_efficiency
-    heat_fraction = problem.source.heat_fraction
-
-    def follow_lasing(p: HeatProblem) -> None:
-        threshold = float(model(p.film_max_temperature()))
-        p.source_scale = lasing_heat_scale(intensity, threshold, heat_fraction, slope)
-
-    history = problem.run(end, callback=follow_lasing if slope > 0.0 else None)
-    problem.source_scale = 1.0
-    duration = lasing_duration(
-        history.times, history.film_max_temperature, intensity, model, pulse=end
-    )
-    problem.steady()
-    rise = problem.film_max_temperature() - sink
-    resistance = rise / intensity  # K m^2/W at this pump
-    nonlinear = device.heat.nonlinear and any(
-        m.conductivity_exponent != 0.0 for m in materials.values()
-    )
-    if nonlinear or slope > 0.0:
-
-        def heated(p: float, scale: float) -> float:
-            if not nonlinear:
-                return sink + resistance * p * scale
-            problem.steady(factor=scale * p / intensity)
-            return problem.film_max_temperature()
-
-        def steady_temperature(p: float) -> float:
-            return steady_temperature_lasing(
-                p, lambda scale: heated(p, scale), model, heat_fraction, slope
-            )
-
-        cw = cw_window(steady_temperature, model, pump_max=100.0 * model.threshold, samples=60)
-        method = (
-            "numerical ("
-            + ", ".join(
-                [
-                    w
-                    for w, on in (("steady k(T) solves", nonlinear), ("laser emission", slope > 0))
-                    if on
-                ]
-            )
-            + ")"
+    with HeatProblem.from_device(device, heat_mesh(device, comm), materials) as problem:
+        history, duration = _transient(device, problem, model)
+        problem.steady()
+        rise = problem.film_max_temperature() - sink
+        resistance = rise / device.pump.intensity  # K m^2/W at this pump
+        nonlinear = device.heat.nonlinear and any(
+            m.conductivity_exponent != 0.0 for m in materials.values()
         )
-    elif model.model == "exponential":
-        cw = cw_exponential(resistance, model, sink)
-        method = "closed form (Lambert W)"
-    else:
-        cw = cw_window(lambda p: sink + resistance * p, model, pump_max=100.0 * model.threshold)
-        method = "numerical (linear device)"
+        cw, method = _cw(device, problem, model, resistance, nonlinear)
     pump_range = None if cw.pump_range is None else [v / KW_CM2 for v in cw.pump_range]
     return {
         "lasing_duration_s": duration,
@@ -108,9 +67,73 @@ def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any
         "cw_margin": cw.margin,
         "cw_method": method,
         "threshold_model": model.model,
-        "slope_efficiency": slope,
-        "heat_fraction": heat_fraction,
+        "slope_efficiency": device.laser.slope_efficiency,
+        "heat_fraction": problem.source.heat_fraction,
         "wall_time_s": time.perf_counter() - t0,
         "times_s": history.times,
         "film_max_temperature_k": history.film_max_temperature,
     }
+
+
+def _transient(
+    device: Device, problem: HeatProblem, model: ThresholdModel
+) -> tuple[HeatHistory, float | None]:
+    """The transient over the pulse (``heat.end_time_us`` for a CW pump) and the lasing duration.
+
+    With ``laser.slope_efficiency`` > 0 the source is rescaled after every step from the film's
+    maximum temperature (light that leaves as laser emission is not heat).
+    """
+    intensity = device.pump.intensity
+    end = device.pump.pulse if device.pump.pulse is not None else device.heat.end_time
+    slope = device.laser.slope_efficiency
+    heat_fraction = problem.source.heat_fraction
+
+    def follow_lasing(p: HeatProblem) -> None:
+        threshold = float(model(p.film_max_temperature()))
+        p.source_scale = lasing_heat_scale(intensity, threshold, heat_fraction, slope)
+
+    history = problem.run(end, callback=follow_lasing if slope > 0.0 else None)
+    problem.source_scale = 1.0
+    duration = lasing_duration(
+        history.times, history.film_max_temperature, intensity, model, pulse=end
+    )
+    return history, duration
+
+
+def _cw(
+    device: Device,
+    problem: HeatProblem,
+    model: ThresholdModel,
+    resistance: float,
+    nonlinear: bool,
+) -> tuple[CWResult, str]:
+    """The CW window and how it was found: the closed form for a linear device with the
+    exponential threshold, else :func:`cw_window` on the steady temperature T_ss(P) (linear,
+    k(T) solves, and/or self-consistent with the laser emission)."""
+    sink = device.heat.sink_temperature_k
+    slope = device.laser.slope_efficiency
+    pump_max = 100.0 * model.threshold
+    if not (nonlinear or slope > 0.0):
+        if model.model == "exponential":
+            return cw_exponential(resistance, model, sink), "closed form (Lambert W)"
+        window = cw_window(lambda p: sink + resistance * p, model, pump_max=pump_max)
+        return window, "numerical (linear device)"
+    intensity = device.pump.intensity
+    heat_fraction = problem.source.heat_fraction
+
+    def heated(p: float, scale: float) -> float:
+        if not nonlinear:
+            return sink + resistance * p * scale
+        problem.steady(factor=scale * p / intensity)
+        return problem.film_max_temperature()
+
+    def steady_temperature(p: float) -> float:
+        return steady_temperature_lasing(
+            p, lambda scale: heated(p, scale), model, heat_fraction, slope
+        )
+
+    reasons = [
+        w for w, on in (("steady k(T) solves", nonlinear), ("laser emission", slope > 0)) if on
+    ]
+    window = cw_window(steady_temperature, model, pump_max=pump_max, samples=60)
+    return window, f"numerical ({', '.join(reasons)})"

@@ -16,8 +16,8 @@ import numpy as np
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics.heat import HeatHistory, HeatProblem, time_grid
+from cqdlaser.physics.laser import KW_CM2
 from cqdlaser.physics.materials import Material, region_materials
-from cqdlaser.physics.source import source_from_device
 from cqdlaser.studies.fields import FieldSeries, write_fields
 from cqdlaser.studies.output import write_csv
 
@@ -138,76 +138,98 @@ def run_heat(
     t0 = time.perf_counter()
     mesh_data = heat_mesh(device, comm)
     materials = heat_materials(device, comm)
-    source = source_from_device(device, materials)
-    problem = HeatProblem.from_device(device, mesh_data, materials)
-    base: dict[str, Any] = {
-        "mesh": device.heat.mesh,
-        "dofs": int(problem.V.dofmap.index_map.size_global),
-        "heat_fraction": source.heat_fraction,
-        "absorbed_power_w": source.power,
-        "sink_temperature_k": device.heat.sink_temperature_k,
-        "grating_conductivity_w_mk": None
-        if device.grating is None
-        else list(materials["grating"].thermal_conductivity),
-    }
-    if steady:
-        problem.steady()
-        rise = problem.film_max_temperature() - device.heat.sink_temperature_k
-        result = {
-            **base,
-            "steady_film_max_temperature_k": problem.film_max_temperature(),
-            "steady_film_mean_spot_temperature_k": problem.film_mean_temperature(),
-            "steady_interface_temperature_k": problem.interface_temperature(),
-            "thermal_resistance_k_cm2_per_kw": rise / device.pump.intensity_kw_cm2,
-        }
-        if out is not None:
-            write_fields(
-                out / "steady_temperature",
-                {"temperature": problem.temperature()},
-                mesh_data=mesh_data,
-            )
-    else:
-        end = device.heat.end_time
-        edges = source.waveform.edges(end)
-        s = problem.settings
-        times = time_grid(
-            end, edges, first_step=s.first_step, growth=s.step_growth, max_step=s.max_step
-        )
-        if snapshot_times is None:
-            pulse = device.pump.pulse
-            snapshot_times = [t for t in (pulse, end) if t is not None and t <= end]
-        writer = _FieldWriter(problem, out / "temperature.bp", snapshot_times) if out else None
-        bar = None
-        if progress and comm.rank == 0:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(times) - 1, desc="heat", leave=False)
-
-        def callback(p: HeatProblem) -> None:
-            if writer is not None:
-                writer(p)
-            if bar is not None:
-                bar.update()
-
-        try:
-            history = problem.run(times=times, callback=callback)
-        finally:
-            if bar is not None:
-                bar.close()
-            if writer is not None:
-                writer.close()
-        columns = history_columns(history)
-        result = {
-            **base,
-            "steps": len(times) - 1,
-            "times_s": history.times,
-            "film_max_temperature_k": history.film_max_temperature,
-            "film_mean_spot_temperature_k": history.film_mean_temperature,
-            "interface_temperature_k": history.interface_temperature,
-            "energy_balance_error_j": float(np.max(np.abs(history.balance_error))),
-        }
-        if out is not None:
-            write_csv(out / "heat.csv", columns, comm=comm)
+    with HeatProblem.from_device(device, mesh_data, materials) as problem:
+        result = _run_summary(device, problem, materials)
+        if steady:
+            result.update(_steady(device, problem, out))
+        else:
+            result.update(_transient(device, problem, out, snapshot_times, progress))
     result["wall_time_s"] = time.perf_counter() - t0
     result["mpi_size"] = comm.size
     return result
+
+
+def _run_summary(
+    device: Device, problem: HeatProblem, materials: dict[str, Material]
+) -> dict[str, Any]:
+    """What a heat run reports whether steady or transient: mesh, DOFs, source, sink."""
+    grating = None if device.grating is None else materials["grating"].thermal_conductivity
+    return {
+        "mesh": device.heat.mesh,
+        "dofs": int(problem.V.dofmap.index_map.size_global),
+        "heat_fraction": problem.source.heat_fraction,
+        "absorbed_power_w": problem.source.power,
+        "sink_temperature_k": device.heat.sink_temperature_k,
+        "grating_conductivity_w_mk": None if grating is None else list(grating),
+    }
+
+
+def _steady(device: Device, problem: HeatProblem, out: Path | None) -> dict[str, Any]:
+    """The steady state at the pump's peak intensity (and its field, with ``out``)."""
+    problem.steady()
+    film_max = problem.film_max_temperature()
+    rise = film_max - device.heat.sink_temperature_k
+    if out is not None:
+        write_fields(
+            out / "steady_temperature",
+            {"temperature": problem.temperature()},
+            mesh_data=problem.mesh_data,
+        )
+    return {
+        "steady_film_max_temperature_k": film_max,
+        "steady_film_mean_spot_temperature_k": problem.film_mean_temperature(),
+        "steady_interface_temperature_k": problem.interface_temperature(),
+        "thermal_resistance_k_cm2_per_kw": rise / device.pump.intensity * KW_CM2,
+    }
+
+
+def _transient(
+    device: Device,
+    problem: HeatProblem,
+    out: Path | None,
+    snapshot_times: Sequence[float] | None,
+    progress: bool,
+) -> dict[str, Any]:
+    """The transient to ``heat.end_time_us`` on steps refined at the pump's edges, with
+    temperature snapshots and heat.csv written into ``out``."""
+    end = device.heat.end_time
+    s = problem.settings
+    times = time_grid(
+        end,
+        problem.source.waveform.edges(end),
+        first_step=s.first_step,
+        growth=s.step_growth,
+        max_step=s.max_step,
+    )
+    if snapshot_times is None:
+        snapshot_times = [t for t in (device.pump.pulse, end) if t is not None and t <= end]
+    writer = _FieldWriter(problem, out / "temperature.bp", snapshot_times) if out else None
+    bar = None
+    if progress and problem.comm.rank == 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(times) - 1, desc="heat", leave=False)
+
+    def callback(p: HeatProblem) -> None:
+        if writer is not None:
+            writer(p)
+        if bar is not None:
+            bar.update()
+
+    try:
+        history = problem.run(times=times, callback=callback)
+    finally:
+        if bar is not None:
+            bar.close()
+        if writer is not None:
+            writer.close()
+    if out is not None:
+        write_csv(out / "heat.csv", history_columns(history), comm=problem.comm)
+    return {
+        "steps": len(times) - 1,
+        "times_s": history.times,
+        "film_max_temperature_k": history.film_max_temperature,
+        "film_mean_spot_temperature_k": history.film_mean_temperature,
+        "interface_temperature_k": history.interface_temperature,
+        "energy_balance_error_j": float(np.max(np.abs(history.balance_error))),
+    }
