@@ -363,6 +363,36 @@ def optimum_cladding(
     }
 
 
+BEST_KEYS = (
+    "cladding",
+    "cladding_nm",
+    "thermal_resistance_k_cm2_per_kw",
+    "effective_threshold_kw_cm2",
+    "criterion",
+    "cw_possible",
+    "cw_low_kw_cm2",
+    "cw_high_kw_cm2",
+    "margin",
+    "max_threshold_for_cw_kw_cm2",
+    "max_heat_fraction_for_cw",
+)
+"""What the summary keeps of each substrate's best design."""
+
+NOTES = {
+    "thermal_resistance": "steady film-maximum rise per incident pump, axisymmetric mesh, "
+    "constant conductivities (linear): K per kW/cm2",
+    "criterion": "a = R P_th0' / T0 with P_th0' the effective threshold; CW iff a <= 1/e",
+    "threshold_model": "P_th0' = P_th0 (Gamma_ref/Gamma)(1 + alpha/alpha_ref), TE0 mode",
+    "margin": "(1/e)/a; max_threshold_for_cw = P_th0 margin; max_heat_fraction = eta margin",
+    "criterion_thermal_only": "R P_th0 / T0 without the optical factor",
+    "no_guided_mode": "Si, diamond, SiC without a cladding (index above the film's): no laser",
+    "optimum_cladding": "argmin_t R(t) (Gamma_ref/Gamma)(1 + alpha(t)/alpha_ref) at 120 nm "
+    "film over the evaluated thicknesses (grid, then refine_points between the grid "
+    "minimum's neighbours); independent of P_th0",
+}
+"""How to read the columns of the CW tables (written into cw_feasibility.json)."""
+
+
 def run(
     out: Path,
     *,
@@ -370,8 +400,7 @@ def run(
     comm: MPI.Comm = MPI.COMM_WORLD,
     heat_fraction: float | None = None,
 ) -> dict[str, Any]:
-    """Compute the CW map, write cw_designs.csv, cw_map.csv, cw_optimum.csv, cw_feasibility.json
-    and the figure.
+    """Compute the CW map; write cw_designs.csv, cw_map.csv, cw_optimum.csv, cw_feasibility.json.
 
     Args:
         out: Output folder.
@@ -386,17 +415,10 @@ def run(
         origin = "given"
     grid = QUICK if quick else FULL
     gamma_ref = reference_confinement(comm)
-    designs = cw_map(designs_for(grid), heat_fraction, comm, mesh_scale=grid["mesh_scale"])
-    extra = [
-        d
-        for sub in grid["cladded"]
-        for c in CLADDINGS
-        for d in refinement(designs, sub, c, gamma_ref, grid["refine_points"])
-    ]
-    designs += cw_map(extra, heat_fraction, comm, mesh_scale=grid["mesh_scale"])
+    designs = evaluated_designs(grid, gamma_ref, heat_fraction, comm)
     rows = [cw_row(d, p, gamma_ref, heat_fraction) for d in designs for p in THRESHOLDS_KW_CM2]
     design_rows = [
-        {k: v for k, v in r.items() if k not in ("threshold_kw_cm2",)}
+        {k: v for k, v in r.items() if k != "threshold_kw_cm2"}
         for r in rows
         if r["threshold_kw_cm2"] == NOMINAL_THRESHOLD_KW_CM2
     ]
@@ -408,27 +430,6 @@ def run(
         if (o := optimum_cladding(designs, s, c, gamma_ref, alpha)) is not None
     ]
     at_ref = [r for r in design_rows if r["film_nm"] == REFERENCE_FILM_NM]
-    best: dict[str, Any] = {}
-    for s in SUBSTRATES:
-        cands = [r for r in at_ref if r["substrate"] == s and r["guided"]]
-        if cands:
-            b = max(cands, key=lambda r: r["margin"])
-            best[s] = {
-                k: b[k]
-                for k in (
-                    "cladding",
-                    "cladding_nm",
-                    "thermal_resistance_k_cm2_per_kw",
-                    "effective_threshold_kw_cm2",
-                    "criterion",
-                    "cw_possible",
-                    "cw_low_kw_cm2",
-                    "cw_high_kw_cm2",
-                    "margin",
-                    "max_threshold_for_cw_kw_cm2",
-                    "max_heat_fraction_for_cw",
-                )
-            }
     summary = {
         "heat_fraction": heat_fraction,
         "heat_fraction_origin": origin,
@@ -439,46 +440,48 @@ def run(
         "cw_at_52_kw_cm2_120nm": sorted(
             {f"{r['substrate']}/{r['cladding']}" for r in at_ref if r["cw_possible"]}
         ),
-        "best_by_substrate_120nm_52": best,
+        "best_by_substrate_120nm_52": best_by_substrate(at_ref),
         "optimum_cladding": optima,
-    }
-    notes = {
-        "thermal_resistance": "steady film-maximum rise per incident pump, axisymmetric mesh, "
-        "constant conductivities (linear): K per kW/cm2",
-        "criterion": "a = R P_th0' / T0 with P_th0' the effective threshold; CW iff a <= 1/e",
-        "threshold_model": "P_th0' = P_th0 (Gamma_ref/Gamma)(1 + alpha/alpha_ref), TE0 mode",
-        "margin": "(1/e)/a; max_threshold_for_cw = P_th0 margin; max_heat_fraction = eta margin",
-        "criterion_thermal_only": "R P_th0 / T0 without the optical factor",
-        "no_guided_mode": "Si, diamond, SiC without a cladding (index above the film's): no laser",
-        "optimum_cladding": "argmin_t R(t) (Gamma_ref/Gamma)(1 + alpha(t)/alpha_ref) at 120 nm "
-        "film over the evaluated thicknesses (grid, then refine_points between the grid "
-        "minimum's neighbours); independent of P_th0",
     }
     write_csv(out / "cw_map.csv", rows=rows, comm=comm)
     write_csv(out / "cw_designs.csv", rows=design_rows, comm=comm)
     write_csv(out / "cw_optimum.csv", rows=optima, comm=comm)
-    write_json(
-        out / "cw_feasibility.json",
-        {
-            "summary": summary,
-            "notes": notes,
-            **provenance(
-                comm,
-                inputs={
-                    "base_config": BASE_CONFIG,
-                    "grid": {k: list(v) if isinstance(v, tuple) else v for k, v in grid.items()},
-                    "claddings": CLADDINGS,
-                    "thresholds_kw_cm2": THRESHOLDS_KW_CM2,
-                },
-                started=t0,
-                quick=quick,
-            ),
-        },
-        comm=comm,
-    )
+    inputs = {
+        "base_config": BASE_CONFIG,
+        "grid": {k: list(v) if isinstance(v, tuple) else v for k, v in grid.items()},
+        "claddings": CLADDINGS,
+        "thresholds_kw_cm2": THRESHOLDS_KW_CM2,
+    }
+    meta = provenance(comm, inputs=inputs, started=t0, quick=quick)
+    write_json(out / "cw_feasibility.json", {"summary": summary, "notes": NOTES, **meta}, comm=comm)
     if comm.rank == 0:
         logger.info("cw_feasibility: CW at 52 kW/cm2, 120 nm: %s", summary["cw_at_52_kw_cm2_120nm"])
     return summary
+
+
+def evaluated_designs(
+    grid: dict[str, Any], gamma_ref: float, heat_fraction: float, comm: MPI.Comm
+) -> list[dict[str, Any]]:
+    """The grid's designs, then the cladding thicknesses refined around each grid optimum."""
+    designs = cw_map(designs_for(grid), heat_fraction, comm, mesh_scale=grid["mesh_scale"])
+    extra = [
+        d
+        for sub in grid["cladded"]
+        for c in CLADDINGS
+        for d in refinement(designs, sub, c, gamma_ref, grid["refine_points"])
+    ]
+    return designs + cw_map(extra, heat_fraction, comm, mesh_scale=grid["mesh_scale"])
+
+
+def best_by_substrate(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per substrate, the guided design with the largest CW margin (its :data:`BEST_KEYS`)."""
+    best: dict[str, dict[str, Any]] = {}
+    for s in SUBSTRATES:
+        candidates = [r for r in rows if r["substrate"] == s and r["guided"]]
+        if candidates:
+            b = max(candidates, key=lambda r: r["margin"])
+            best[s] = {k: b[k] for k in BEST_KEYS}
+    return best
 
 
 def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:

@@ -151,6 +151,20 @@ def duration_row(case: Case, resp: dict[str, Any], intensity_kw_cm2: float) -> d
     }
 
 
+def notes() -> dict[str, Any]:
+    """How to read the lasing-duration tables (written into lasing_duration.json)."""
+    return {
+        "threshold_model": "P_th(T) = P_th0 exp((T - 295 K)/T0), T0 = 72 K, at the film maximum",
+        "linearity": "constant conductivities: T_max(t) - T_sink = P h(t); one transient per case",
+        "pulse": f"square pulse of {SPAN_US} us from t = 0; lasing_in_paper_pulse_us = "
+        f"min(duration, {PAPER_PULSE_US} us)",
+        "lasing_duration_us": "NaN below threshold at t = 0; the span if it lases throughout",
+        "lases_cw": "the steady state at this pump is above threshold: it never stops",
+        "substrates": {s: list(o) for s, o in SUBSTRATES.items()},
+        "films": FILMS,
+    }
+
+
 def run(
     out: Path,
     *,
@@ -158,7 +172,7 @@ def run(
     comm: MPI.Comm = MPI.COMM_WORLD,
     heat_fraction: float | None = None,
 ) -> dict[str, Any]:
-    """Compute and write lasing_duration_*.csv, lasing_duration.json and the figure.
+    """Compute and write lasing_duration_*.csv and lasing_duration.json.
 
     Args:
         out: Output folder.
@@ -172,9 +186,7 @@ def run(
         heat_fraction, origin = study_heat_fraction(out, quick, comm)
     else:
         origin = "given"
-    intensities = [float(v) for v in np.arange(55.0, 200.0 + 1e-9, 5.0)]
-    if REFERENCE_INTENSITY_KW_CM2 not in intensities:
-        intensities = sorted([*intensities, REFERENCE_INTENSITY_KW_CM2])
+    intensities = sorted({*np.arange(55.0, 200.0 + 1e-9, 5.0).tolist(), REFERENCE_INTENSITY_KW_CM2})
     cases = [Case(film, "mgf2") for film in FILMS]
     cases += [Case(film, s) for film in FILMS for s in SUBSTRATES if s != "mgf2"]
     responses = sweep(
@@ -195,19 +207,42 @@ def run(
         for c in cases
         if c.film == film
     ]
-    histories = [
-        {"film": c.film, "substrate": c.substrate, "time_s": t, "rise_k_per_kw_cm2": h * KW_CM2}
-        for c in cases
-        for t, h in zip(by_case[c]["times_s"], by_case[c]["rise_per_intensity"], strict=True)
-    ]
+    summary = {
+        "heat_fraction": heat_fraction,
+        "heat_fraction_origin": origin,
+        **_summary(vs_intensity, vs_substrate),
+    }
+    write_csv(out / "lasing_duration_vs_intensity.csv", rows=vs_intensity, comm=comm)
+    write_csv(out / "lasing_duration_vs_substrate.csv", rows=vs_substrate, comm=comm)
+    write_csv(out / "lasing_duration_histories.csv", rows=_histories(by_case), comm=comm)
+    meta = provenance(
+        comm,
+        inputs={"intensities_kw_cm2": intensities, "cases": [c.__dict__ for c in cases]},
+        started=t0,
+        quick=quick,
+        dofs={f"{c.film}/{c.substrate}": by_case[c]["dofs"] for c in cases},
+    )
+    write_json(
+        out / "lasing_duration.json", {"summary": summary, "notes": notes(), **meta}, comm=comm
+    )
+    if comm.rank == 0:
+        logger.info(
+            "lasing_duration: inorganic on MgF2 at 88 kW/cm2 lases %.3g us (paper 1.8 us)",
+            summary["inorganic_mgf2_88_duration_us"],
+        )
+    return summary
+
+
+def _summary(
+    vs_intensity: list[dict[str, Any]], vs_substrate: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The paper's case (inorganic on MgF2 at 88 kW/cm2) and every substrate at 88 kW/cm2."""
     paper_row = next(
         r
         for r in vs_intensity
         if r["film"] == "inorganic" and r["intensity_kw_cm2"] == REFERENCE_INTENSITY_KW_CM2
     )
-    summary = {
-        "heat_fraction": heat_fraction,
-        "heat_fraction_origin": origin,
+    return {
         "span_us": SPAN_US,
         "paper_pulse_us": PAPER_PULSE_US,
         "inorganic_mgf2_88_duration_us": paper_row["lasing_duration_us"],
@@ -221,40 +256,15 @@ def run(
             for r in vs_substrate
         },
     }
-    notes = {
-        "threshold_model": "P_th(T) = P_th0 exp((T - 295 K)/T0), T0 = 72 K, at the film maximum",
-        "linearity": "constant conductivities: T_max(t) - T_sink = P h(t); one transient per case",
-        "pulse": f"square pulse of {SPAN_US} us from t = 0; lasing_in_paper_pulse_us = "
-        f"min(duration, {PAPER_PULSE_US} us)",
-        "lasing_duration_us": "NaN below threshold at t = 0; the span if it lases throughout",
-        "lases_cw": "the steady state at this pump is above threshold: it never stops",
-        "substrates": {s: list(o) for s, o in SUBSTRATES.items()},
-        "films": FILMS,
-    }
-    write_csv(out / "lasing_duration_vs_intensity.csv", rows=vs_intensity, comm=comm)
-    write_csv(out / "lasing_duration_vs_substrate.csv", rows=vs_substrate, comm=comm)
-    write_csv(out / "lasing_duration_histories.csv", rows=histories, comm=comm)
-    write_json(
-        out / "lasing_duration.json",
-        {
-            "summary": summary,
-            "notes": notes,
-            **provenance(
-                comm,
-                inputs={"intensities_kw_cm2": intensities, "cases": [c.__dict__ for c in cases]},
-                started=t0,
-                quick=quick,
-                dofs={f"{c.film}/{c.substrate}": by_case[c]["dofs"] for c in cases},
-            ),
-        },
-        comm=comm,
-    )
-    if comm.rank == 0:
-        logger.info(
-            "lasing_duration: inorganic on MgF2 at 88 kW/cm2 lases %.3g us (paper 1.8 us)",
-            summary["inorganic_mgf2_88_duration_us"],
-        )
-    return summary
+
+
+def _histories(by_case: dict[Case, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows of the film-maximum rise per unit pump vs time, per case (K per kW/cm2)."""
+    return [
+        {"film": c.film, "substrate": c.substrate, "time_s": t, "rise_k_per_kw_cm2": h * KW_CM2}
+        for c, r in by_case.items()
+        for t, h in zip(r["times_s"], r["rise_per_intensity"], strict=True)
+    ]
 
 
 def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
