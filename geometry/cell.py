@@ -13,6 +13,8 @@ falls short of π r^2 by about (2π/N)^2/6 relative. Sizes follow :mod:`geometry
 
 from __future__ import annotations
 
+from typing import Any
+
 from mpi4py import MPI
 
 from cqdlaser.geometry._gmsh import gmsh_model, to_mesh_data
@@ -21,6 +23,7 @@ from cqdlaser.geometry.cross_section import (
     REGION_ORDER,
     UNIT,
     circle_segments,
+    grating_extent,
     layer_elements,
     layer_size_expression,
     max_element_size,
@@ -85,55 +88,13 @@ def build_cell(
         )
 
 
-def _mesh_cell(model: object, device: Device, layers: tuple[Layer, ...]) -> None:
+def _mesh_cell(model: Any, device: Device, layers: tuple[Layer, ...]) -> None:
     """Build, tag and mesh the cell on ``gmsh.model`` (rank 0), in micrometres, then scale to m."""
-    grating = require_grating(device, "cell")
-    period = grating.period / UNIT
-    half = 0.5 * period
-    radius = grating.pillar_radius / UNIT
-    n_layer = {la.name: layer_elements(device, la) for la in layers}
-    n_pillar = pillar_elements(device)
+    period = require_grating(device, "cell").period / UNIT
     tol = 1e-6 * period
-
-    occ = model.occ  # type: ignore[attr-defined]
-    boxes = {
-        la.name: occ.addBox(-half, -half, la.z_bottom / UNIT, period, period, la.thickness / UNIT)
-        for la in layers
-    }
-    grating_layer = next(la for la in layers if la.name == "grating")
-    zg0, zg1 = grating_layer.z_bottom / UNIT, grating_layer.z_top / UNIT
-    cylinder = occ.addCylinder(0.0, 0.0, zg0, 0.0, 0.0, zg1 - zg0, radius)
-    _, children = occ.fragment([(3, t) for t in boxes.values()], [(3, cylinder)])
-    occ.synchronize()
-
-    pieces = {name: [t for _, t in kids] for name, kids in zip(boxes, children, strict=False)}
-    pillar_tags = [t for _, t in children[-1]]
-    pieces["grating_fill"] = [t for t in pieces.pop("grating") if t not in pillar_tags]
-    pieces["pillars"] = pillar_tags
-    for name in REGION_ORDER:
-        if name in pieces:
-            model.addPhysicalGroup(3, pieces[name], name=name)  # type: ignore[attr-defined]
-
-    z_bot = layers[0].z_bottom / UNIT
-    outer = model.getBoundary(  # type: ignore[attr-defined]
-        model.getEntities(3),
-        combined=True,
-        oriented=False,  # type: ignore[attr-defined]
-    )
-    sides: dict[str, list[int]] = {
-        k: [] for k in ("bottom", "top", "x_min", "x_max", "y_min", "y_max")
-    }
-    for _, tag in outer:
-        x0, y0, z0, x1, y1, z1 = model.getBoundingBox(2, abs(tag))  # type: ignore[attr-defined]
-        if abs(z1 - z0) < tol:
-            sides["bottom" if abs(z0 - z_bot) < tol else "top"].append(abs(tag))
-        elif abs(x1 - x0) < tol:
-            sides["x_min" if x0 < 0 else "x_max"].append(abs(tag))
-        else:
-            sides["y_min" if y0 < 0 else "y_max"].append(abs(tag))
-    for side in ("x_min", "x_max", "y_min", "y_max"):
-        sides[side].sort(key=lambda t: occ.getCenterOfMass(2, t)[2])
-    mesh = model.mesh  # type: ignore[attr-defined]
+    pieces, pillar_tags = _cell_regions(model, device, layers)
+    sides = _cell_sides(model, layers, tol)
+    mesh = model.mesh
     mesh.setPeriodic(2, sides["x_max"], sides["x_min"], translation(period, 0.0, 0.0))
     mesh.setPeriodic(2, sides["y_max"], sides["y_min"], translation(0.0, period, 0.0))
     for name, side in (
@@ -144,36 +105,114 @@ def _mesh_cell(model: object, device: Device, layers: tuple[Layer, ...]) -> None
         ("periodic_y_min", "y_min"),
         ("periodic_y_max", "y_max"),
     ):
-        model.addPhysicalGroup(2, sides[side], name=name)  # type: ignore[attr-defined]
+        model.addPhysicalGroup(2, sides[side], name=name)
+    _set_corner_curves(model, device, layers, tol)
+    _set_pillar_curves(model, device, layers, pillar_tags, tol)
+    _set_cell_sizes(model, device, layers, pieces)
+    mesh.generate(3)
+    scale_to_si(model)
 
-    # Vertical edges at the corners: exactly the layer's number of elements across its thickness.
-    for _, tag in model.getEntities(1):  # type: ignore[attr-defined]
-        x0, y0, z0, x1, y1, z1 = model.getBoundingBox(1, tag)  # type: ignore[attr-defined]
+
+def _cell_regions(
+    model: Any, device: Device, layers: tuple[Layer, ...]
+) -> tuple[dict[str, list[int]], list[int]]:
+    """One box per layer, fragmented by the pillar's cylinder, tagged by region name.
+
+    Returns:
+        The volume tags of each region, and those of the pillar.
+    """
+    grating = require_grating(device, "cell")
+    period = grating.period / UNIT
+    half = 0.5 * period
+    radius = grating.pillar_radius / UNIT
+    occ = model.occ
+    boxes = {
+        la.name: occ.addBox(-half, -half, la.z_bottom / UNIT, period, period, la.thickness / UNIT)
+        for la in layers
+    }
+    zg0, zg1 = grating_extent(layers)
+    cylinder = occ.addCylinder(0.0, 0.0, zg0, 0.0, 0.0, zg1 - zg0, radius)
+    _, children = occ.fragment([(3, t) for t in boxes.values()], [(3, cylinder)])
+    occ.synchronize()
+
+    pieces = {name: [t for _, t in kids] for name, kids in zip(boxes, children, strict=False)}
+    pillar_tags = [t for _, t in children[-1]]
+    pieces["grating_fill"] = [t for t in pieces.pop("grating") if t not in pillar_tags]
+    pieces["pillars"] = pillar_tags
+    for name in REGION_ORDER:
+        if name in pieces:
+            model.addPhysicalGroup(3, pieces[name], name=name)
+    return pieces, pillar_tags
+
+
+def _cell_sides(model: Any, layers: tuple[Layer, ...], tol: float) -> dict[str, list[int]]:
+    """The outer faces of the cell by side (``bottom``, ``top``, ``x_min`` ... ``y_max``),
+    found by their bounding boxes; the vertical sides ordered by height."""
+    z_bot = layers[0].z_bottom / UNIT
+    outer = model.getBoundary(model.getEntities(3), combined=True, oriented=False)
+    sides: dict[str, list[int]] = {
+        k: [] for k in ("bottom", "top", "x_min", "x_max", "y_min", "y_max")
+    }
+    for _, tag in outer:
+        x0, y0, z0, x1, _, z1 = model.getBoundingBox(2, abs(tag))
+        if abs(z1 - z0) < tol:
+            sides["bottom" if abs(z0 - z_bot) < tol else "top"].append(abs(tag))
+        elif abs(x1 - x0) < tol:
+            sides["x_min" if x0 < 0 else "x_max"].append(abs(tag))
+        else:
+            sides["y_min" if y0 < 0 else "y_max"].append(abs(tag))
+    for side in ("x_min", "x_max", "y_min", "y_max"):
+        sides[side].sort(key=lambda t: model.occ.getCenterOfMass(2, t)[2])
+    return sides
+
+
+def _set_corner_curves(model: Any, device: Device, layers: tuple[Layer, ...], tol: float) -> None:
+    """The vertical edges at the corners: exactly the layer's number of elements across its
+    thickness."""
+    half = 0.5 * require_grating(device, "cell").period / UNIT
+    for _, tag in model.getEntities(1):
+        x0, y0, z0, x1, y1, z1 = model.getBoundingBox(1, tag)
         corner = abs(abs(x0) - half) < tol and abs(abs(y0) - half) < tol
         if corner and abs(x1 - x0) < tol and abs(y1 - y0) < tol:
             zc = 0.5 * (z0 + z1) * UNIT
             layer = next(la for la in layers if la.z_bottom < zc < la.z_top)
             set_layer_curve(model, tag, device, layer, axis=2)
-    # The pillar's circles become regular polygons; its seam line gets the grating layer's count.
-    pillar_faces = model.getBoundary([(3, t) for t in pillar_tags], oriented=False)  # type: ignore[attr-defined]
-    pillar_curves = model.getBoundary(pillar_faces, combined=False, oriented=False)  # type: ignore[attr-defined]
-    for tag in sorted({abs(t) for _, t in pillar_curves}):
-        _, _, z0, _, _, z1 = model.getBoundingBox(1, tag)  # type: ignore[attr-defined]
-        flat = abs(z1 - z0) < tol
-        n = circle_segments(device) if flat else n_layer["grating"]
-        mesh.setTransfiniteCurve(tag, n + 1)
 
+
+def _set_pillar_curves(
+    model: Any, device: Device, layers: tuple[Layer, ...], pillar_tags: list[int], tol: float
+) -> None:
+    """The pillar's circles become regular polygons of :func:`circle_segments` sides; its seam
+    line gets the grating layer's element count."""
+    n_grating = layer_elements(device, next(la for la in layers if la.name == "grating"))
+    pillar_faces = model.getBoundary([(3, t) for t in pillar_tags], oriented=False)
+    pillar_curves = model.getBoundary(pillar_faces, combined=False, oriented=False)
+    for tag in sorted({abs(t) for _, t in pillar_curves}):
+        _, _, z0, _, _, z1 = model.getBoundingBox(1, tag)
+        flat = abs(z1 - z0) < tol
+        n = circle_segments(device) if flat else n_grating
+        model.mesh.setTransfiniteCurve(tag, n + 1)
+
+
+def _set_cell_sizes(
+    model: Any, device: Device, layers: tuple[Layer, ...], pieces: dict[str, list[int]]
+) -> None:
+    """Uniform sizes in the guiding layers and around the pillar, graded sizes elsewhere."""
+    grating = require_grating(device, "cell")
+    period = grating.period / UNIT
+    radius = grating.pillar_radius / UNIT
     far = 2.0 * period
     size_boxes = [
         (
             (-far, -far, la.z_bottom / UNIT),
             (far, far, la.z_top / UNIT),
-            la.thickness / UNIT / n_layer[la.name],
+            la.thickness / UNIT / layer_elements(device, la),
         )
         for la in layers
         if la.name in CORE_LAYERS
     ]
-    h_pillar = 2.0 * radius / n_pillar
+    zg0, zg1 = grating_extent(layers)
+    h_pillar = 2.0 * radius / pillar_elements(device)
     reach = radius + h_pillar
     size_boxes.append(((-reach, -reach, zg0), (reach, reach, zg1), h_pillar))
     graded = [
@@ -182,5 +221,3 @@ def _mesh_cell(model: object, device: Device, layers: tuple[Layer, ...]) -> None
         if la.name not in CORE_LAYERS
     ]
     set_size_field(model, size_boxes, max_element_size(device) / UNIT, graded=graded)
-    mesh.generate(3)
-    scale_to_si(model)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mpi4py import MPI
 
@@ -306,86 +307,9 @@ def build_cross_section(
     """
     grating = require_grating(device, "cross-section")
     layers = optical_layers(device)
-    period = grating.period / UNIT
-    radius = grating.pillar_radius / UNIT
-    n_layer = {la.name: layer_elements(device, la) for la in layers}
-    n_pillar = pillar_elements(device)
-    tol = 1e-6 * period
-
     with gmsh_model(comm, "cross-section") as model:
         if model is not None:
-            occ = model.occ
-            rects = {
-                la.name: occ.addRectangle(
-                    -0.5 * period, la.z_bottom / UNIT, 0.0, period, la.thickness / UNIT
-                )
-                for la in layers
-            }
-            grating_layer = next(la for la in layers if la.name == "grating")
-            zg0, zg1 = grating_layer.z_bottom / UNIT, grating_layer.z_top / UNIT
-            pillar = occ.addRectangle(-radius, zg0, 0.0, 2.0 * radius, zg1 - zg0)
-            objects = [(2, t) for t in rects.values()]
-            _, children = occ.fragment(objects, [(2, pillar)])
-            occ.synchronize()
-
-            pieces = {n: [t for _, t in kids] for n, kids in zip(rects, children, strict=False)}
-            pillar_tags = [t for _, t in children[-1]]
-            pieces["grating_fill"] = [t for t in pieces.pop("grating") if t not in pillar_tags]
-            pieces["pillars"] = pillar_tags
-            for name in REGION_ORDER:
-                if name in pieces:
-                    model.addPhysicalGroup(2, pieces[name], name=name)
-
-            z_top = layers[-1].z_top / UNIT
-            z_bot = layers[0].z_bottom / UNIT
-            outer = model.getBoundary(model.getEntities(2), combined=True, oriented=False)
-            sides: dict[str, list[int]] = {"bottom": [], "top": [], "x_min": [], "x_max": []}
-            for _, tag in outer:
-                x0, y0, _, x1, y1, _ = model.getBoundingBox(1, abs(tag))
-                if abs(y1 - y0) < tol and abs(y0 - z_bot) < tol:
-                    sides["bottom"].append(abs(tag))
-                elif abs(y1 - y0) < tol and abs(y0 - z_top) < tol:
-                    sides["top"].append(abs(tag))
-                elif abs(x1 - x0) < tol:
-                    sides["x_min" if x0 < 0 else "x_max"].append(abs(tag))
-            for side in ("x_min", "x_max"):
-                sides[side].sort(key=lambda t: model.occ.getCenterOfMass(1, t)[1])
-            model.mesh.setPeriodic(1, sides["x_max"], sides["x_min"], translation(period))
-            for tag in sides["x_min"] + sides["x_max"]:
-                zc = model.occ.getCenterOfMass(1, tag)[1] * UNIT
-                layer = next(la for la in layers if la.z_bottom < zc < la.z_top)
-                set_layer_curve(model, tag, device, layer, axis=1)
-            for _, tag in model.getBoundary([(2, t) for t in pillar_tags], oriented=False):
-                x0, _, _, x1, _, _ = model.getBoundingBox(1, abs(tag))
-                vertical = abs(x1 - x0) < tol
-                n = n_layer["grating"] if vertical else n_pillar
-                model.mesh.setTransfiniteCurve(abs(tag), n + 1)
-
-            model.addPhysicalGroup(1, sides["bottom"], name="bottom")
-            model.addPhysicalGroup(1, sides["top"], name="top")
-            model.addPhysicalGroup(1, sides["x_min"], name="periodic_x_min")
-            model.addPhysicalGroup(1, sides["x_max"], name="periodic_x_max")
-
-            far = 2.0 * period
-            boxes = [
-                (
-                    (-far, la.z_bottom / UNIT, -1.0),
-                    (far, la.z_top / UNIT, 1.0),
-                    la.thickness / UNIT / n_layer[la.name],
-                )
-                for la in layers
-                if la.name in CORE_LAYERS
-            ]
-            h_pillar = 2.0 * radius / n_pillar
-            boxes.append(((-radius - h_pillar, zg0, -1.0), (radius + h_pillar, zg1, 1.0), h_pillar))
-            graded = [
-                (layer_size_expression(device, la, "y"), 2, pieces[la.name])
-                for la in layers
-                if la.name not in CORE_LAYERS
-            ]
-            set_size_field(model, boxes, max_element_size(device) / UNIT, graded=graded)
-            model.mesh.generate(2)
-            scale_to_si(model)
+            _mesh_cross_section(model, device, layers)
         return to_mesh_data(
             model,
             comm,
@@ -395,3 +319,135 @@ def build_cross_section(
             z_levels=z_levels(layers),
             msh_file=msh_file,
         )
+
+
+def _mesh_cross_section(model: Any, device: Device, layers: tuple[Layer, ...]) -> None:
+    """Build, tag and mesh the cross-section on ``gmsh.model`` (rank 0), in micrometres, then
+    scale to m."""
+    pieces, pillar_tags = _cross_section_regions(model, device, layers)
+    period = require_grating(device, "cross-section").period / UNIT
+    sides = _cross_section_sides(model, layers, tol=1e-6 * period)
+    _set_cross_section_curves(model, device, layers, sides, pillar_tags)
+    for name, side in (
+        ("bottom", "bottom"),
+        ("top", "top"),
+        ("periodic_x_min", "x_min"),
+        ("periodic_x_max", "x_max"),
+    ):
+        model.addPhysicalGroup(1, sides[side], name=name)
+    _set_cross_section_sizes(model, device, layers, pieces)
+    model.mesh.generate(2)
+    scale_to_si(model)
+
+
+def _cross_section_regions(
+    model: Any, device: Device, layers: tuple[Layer, ...]
+) -> tuple[dict[str, list[int]], list[int]]:
+    """One rectangle per layer, fragmented by the pillar's rectangle, tagged by region name.
+
+    Returns:
+        The surface tags of each region, and those of the pillar.
+    """
+    grating = require_grating(device, "cross-section")
+    period = grating.period / UNIT
+    radius = grating.pillar_radius / UNIT
+    occ = model.occ
+    rects = {
+        la.name: occ.addRectangle(
+            -0.5 * period, la.z_bottom / UNIT, 0.0, period, la.thickness / UNIT
+        )
+        for la in layers
+    }
+    zg0, zg1 = grating_extent(layers)
+    pillar = occ.addRectangle(-radius, zg0, 0.0, 2.0 * radius, zg1 - zg0)
+    objects = [(2, t) for t in rects.values()]
+    _, children = occ.fragment(objects, [(2, pillar)])
+    occ.synchronize()
+
+    pieces = {n: [t for _, t in kids] for n, kids in zip(rects, children, strict=False)}
+    pillar_tags = [t for _, t in children[-1]]
+    pieces["grating_fill"] = [t for t in pieces.pop("grating") if t not in pillar_tags]
+    pieces["pillars"] = pillar_tags
+    for name in REGION_ORDER:
+        if name in pieces:
+            model.addPhysicalGroup(2, pieces[name], name=name)
+    return pieces, pillar_tags
+
+
+def grating_extent(layers: tuple[Layer, ...]) -> tuple[float, float]:
+    """Bottom and top of the grating layer (model units)."""
+    grating_layer = next(la for la in layers if la.name == "grating")
+    return grating_layer.z_bottom / UNIT, grating_layer.z_top / UNIT
+
+
+def _cross_section_sides(model: Any, layers: tuple[Layer, ...], tol: float) -> dict[str, list[int]]:
+    """The outer curves of the section by side (``bottom``, ``top``, ``x_min``, ``x_max``),
+    found by their bounding boxes; the vertical sides ordered by height."""
+    z_top = layers[-1].z_top / UNIT
+    z_bot = layers[0].z_bottom / UNIT
+    outer = model.getBoundary(model.getEntities(2), combined=True, oriented=False)
+    sides: dict[str, list[int]] = {"bottom": [], "top": [], "x_min": [], "x_max": []}
+    for _, tag in outer:
+        x0, y0, _, x1, y1, _ = model.getBoundingBox(1, abs(tag))
+        if abs(y1 - y0) < tol and abs(y0 - z_bot) < tol:
+            sides["bottom"].append(abs(tag))
+        elif abs(y1 - y0) < tol and abs(y0 - z_top) < tol:
+            sides["top"].append(abs(tag))
+        elif abs(x1 - x0) < tol:
+            sides["x_min" if x0 < 0 else "x_max"].append(abs(tag))
+    for side in ("x_min", "x_max"):
+        sides[side].sort(key=lambda t: model.occ.getCenterOfMass(1, t)[1])
+    return sides
+
+
+def _set_cross_section_curves(
+    model: Any,
+    device: Device,
+    layers: tuple[Layer, ...],
+    sides: dict[str, list[int]],
+    pillar_tags: list[int],
+) -> None:
+    """The x faces periodic (node-matched) with each layer's element count across it; the
+    pillar's vertical edges with the grating layer's count, its horizontal ones with
+    :func:`pillar_elements`."""
+    period = require_grating(device, "cross-section").period / UNIT
+    tol = 1e-6 * period
+    model.mesh.setPeriodic(1, sides["x_max"], sides["x_min"], translation(period))
+    for tag in sides["x_min"] + sides["x_max"]:
+        zc = model.occ.getCenterOfMass(1, tag)[1] * UNIT
+        layer = next(la for la in layers if la.z_bottom < zc < la.z_top)
+        set_layer_curve(model, tag, device, layer, axis=1)
+    n_grating = layer_elements(device, next(la for la in layers if la.name == "grating"))
+    n_pillar = pillar_elements(device)
+    for _, tag in model.getBoundary([(2, t) for t in pillar_tags], oriented=False):
+        x0, _, _, x1, _, _ = model.getBoundingBox(1, abs(tag))
+        vertical = abs(x1 - x0) < tol
+        n = n_grating if vertical else n_pillar
+        model.mesh.setTransfiniteCurve(abs(tag), n + 1)
+
+
+def _set_cross_section_sizes(
+    model: Any, device: Device, layers: tuple[Layer, ...], pieces: dict[str, list[int]]
+) -> None:
+    """Uniform sizes in the guiding layers and around the pillar, graded sizes elsewhere."""
+    grating = require_grating(device, "cross-section")
+    far = 2.0 * grating.period / UNIT
+    radius = grating.pillar_radius / UNIT
+    boxes = [
+        (
+            (-far, la.z_bottom / UNIT, -1.0),
+            (far, la.z_top / UNIT, 1.0),
+            la.thickness / UNIT / layer_elements(device, la),
+        )
+        for la in layers
+        if la.name in CORE_LAYERS
+    ]
+    zg0, zg1 = grating_extent(layers)
+    h_pillar = 2.0 * radius / pillar_elements(device)
+    boxes.append(((-radius - h_pillar, zg0, -1.0), (radius + h_pillar, zg1, 1.0), h_pillar))
+    graded = [
+        (layer_size_expression(device, la, "y"), 2, pieces[la.name])
+        for la in layers
+        if la.name not in CORE_LAYERS
+    ]
+    set_size_field(model, boxes, max_element_size(device) / UNIT, graded=graded)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from itertools import pairwise
+from typing import Any
 
 from mpi4py import MPI
 
@@ -173,61 +174,66 @@ def build_device(
     """
     if resolved and device.grating is None:
         raise ConfigError("grating", None, "a resolved device mesh needs a [grating]")
-    big_l = device.lateral_extent
     stack = vertical_layers(device)
     levels = z_levels(tuple(layer for layer, _ in stack))
-    z_bot, z_top = stack[0][0].z_bottom, stack[-1][0].z_top
-    tol = 1e-3 * film_element_size(device) / device.mesh.scale
-
     with gmsh_model(comm, "device") as model:
         if model is not None and resolved:
             _resolved_mesh(device, stack, levels)
         elif model is not None:
-            geo = model.geo
-            point = geo.addPoint(0.0, 0.0, z_bot)
-            lines = []
-            for length, fractions in lateral_segments(0.5 * device.pump.spot[0], big_l, device):
-                out = geo.extrude(
-                    [(0, point)], length, 0.0, 0.0, [1] * len(fractions), list(fractions)
-                )
-                point, line = out[0][1], out[1][1]
-                lines.append(line)
-            current: list[int] = []
-            for length, fractions in lateral_segments(0.5 * device.pump.spot[1], big_l, device):
-                out = geo.extrude(
-                    [(1, c) for c in lines],
-                    0.0,
-                    length,
-                    0.0,
-                    [1] * len(fractions),
-                    list(fractions),
-                    recombine=True,
-                )
-                parts = _lines_of_extrusion(out)
-                current += [surface for _, surface, _, _ in parts]
-                lines = [top for top, _, _, _ in parts]
-            volumes: dict[str, list[int]] = {}
-            for layer, fractions in stack:
-                out = geo.extrude(
-                    [(2, s) for s in current],
-                    0.0,
-                    0.0,
-                    layer.thickness,
-                    [1] * len(fractions),
-                    list(fractions),
-                    recombine=True,
-                )
-                pairs = extrusion_parts(out, 3)
-                current = [top for top, _ in pairs]
-                volumes[layer.name] = [vol for _, vol in pairs]
-            geo.synchronize()
-            for name, tags in volumes.items():
-                model.addPhysicalGroup(3, tags, name=name)
-            faces = _classify_faces(model, big_l, z_bot, z_top, levels, tol)
-            for name, tags in faces.items():
-                model.addPhysicalGroup(2, tags, name=name)
-            model.mesh.generate(3)
+            _homogenised_mesh(model, device, stack, levels)
         return to_mesh_data(model, comm, gdim=3, kind="device", z_levels=levels, msh_file=msh_file)
+
+
+def _homogenised_mesh(
+    model: Any, device: Device, stack: list[tuple[Layer, np.ndarray]], levels: dict[str, float]
+) -> None:
+    """Build the homogenised mesh (hexahedra: a structured lateral grid of quadrilaterals swept
+    through every layer), tag its regions and boundaries and mesh it, on ``gmsh.model``."""
+    big_l = device.lateral_extent
+    z_bot, z_top = stack[0][0].z_bottom, stack[-1][0].z_top
+    tol = 1e-3 * film_element_size(device) / device.mesh.scale
+    geo = model.geo
+    point = geo.addPoint(0.0, 0.0, z_bot)
+    lines = []
+    for length, fractions in lateral_segments(0.5 * device.pump.spot[0], big_l, device):
+        out = geo.extrude([(0, point)], length, 0.0, 0.0, [1] * len(fractions), list(fractions))
+        point, line = out[0][1], out[1][1]
+        lines.append(line)
+    current: list[int] = []
+    for length, fractions in lateral_segments(0.5 * device.pump.spot[1], big_l, device):
+        out = geo.extrude(
+            [(1, c) for c in lines],
+            0.0,
+            length,
+            0.0,
+            [1] * len(fractions),
+            list(fractions),
+            recombine=True,
+        )
+        parts = _lines_of_extrusion(out)
+        current += [surface for _, surface, _, _ in parts]
+        lines = [top for top, _, _, _ in parts]
+    volumes: dict[str, list[int]] = {}
+    for layer, fractions in stack:
+        out = geo.extrude(
+            [(2, s) for s in current],
+            0.0,
+            0.0,
+            layer.thickness,
+            [1] * len(fractions),
+            list(fractions),
+            recombine=True,
+        )
+        pairs = extrusion_parts(out, 3)
+        current = [top for top, _ in pairs]
+        volumes[layer.name] = [vol for _, vol in pairs]
+    geo.synchronize()
+    for name, tags in volumes.items():
+        model.addPhysicalGroup(3, tags, name=name)
+    faces = _classify_faces(model, big_l, z_bot, z_top, levels, tol)
+    for name, tags in faces.items():
+        model.addPhysicalGroup(2, tags, name=name)
+    model.mesh.generate(3)
 
 
 def _classify_faces(
@@ -524,29 +530,79 @@ def _resolved_mesh(
 
     assert device.grating is not None
     p = device.grating.period
-    big_l = device.lateral_extent
     nx, ny = patch_pillars(device)
-    n_edge = edge_segments(device)
     h_rim = math.pi * device.grating.pillar_radius / 2.0 / (pillar_segments(device) // 4)
     tol = 1e-3 * h_rim
+    z, layer_of = _z_nodes(stack)
+    planes = _block_planes(z, layer_of, TRANSITION_PERIODS * p, tol)
+    model_name = gmsh.model.getCurrent()
+    xy, tri, n_outer = _coarse_lateral_mesh(device, nx, ny, tol)
+    chunks: list[tuple[np.ndarray, int | np.ndarray]] = []
+    for k, name in enumerate(layer_of):
+        inside = planes[0] <= k < planes[3]
+        tets = _split_prisms(tri if not inside else tri[:n_outer], len(xy)) + k * len(xy)
+        chunks.append((tets, _REGIONS.index("grating" if name == "grating" else name)))
+    points = [np.column_stack([np.tile(xy, (len(z), 1)), np.repeat(z, len(xy))])]
+    offset = len(z) * len(xy)
 
+    cell = _cell_mesh(device)
+    gmsh.model.setCurrent(model_name)
+    cells = [(i, j) for i in range(nx) for j in range(ny)]
+    templates = {}
+    for right, top in {(i == nx - 1, j == ny - 1) for i, j in cells}:
+        templates[right, top] = _block(device, cell, z, planes, layer_of, right, top)
+    for i, j in cells:
+        pts, tets, regions = templates[i == nx - 1, j == ny - 1]
+        points.append(pts + np.array([i * p, j * p, 0.0]))
+        chunks.append((tets + offset, regions))
+        offset += len(pts)
+
+    xyz, tetrahedra, region = _merge_points(np.concatenate(points), chunks, tol)
+    big_l = device.lateral_extent
+    faces = _boundary_faces(tetrahedra, xyz, big_l, float(z[0]), float(z[-1]), levels, tol)
+    gmsh.model.setCurrent(model_name)
+    _add_discrete_entities(xyz, tetrahedra, region, faces)
+
+
+def _z_nodes(stack: list[tuple[Layer, np.ndarray]]) -> tuple[np.ndarray, list[str]]:
+    """The z node planes (m) of the sweep, bottom to top, and the layer of each interval."""
     z_nodes = [stack[0][0].z_bottom]
     layer_of: list[str] = []
     for layer, fractions in stack:
         z_nodes += list(layer.z_bottom + fractions * layer.thickness)
         layer_of += [layer.name] * len(fractions)
-    z = np.asarray(z_nodes)
+    return np.asarray(z_nodes), layer_of
+
+
+def _block_planes(
+    z: np.ndarray, layer_of: list[str], depth: float, tol: float
+) -> tuple[int, int, int, int]:
+    """The node planes (kA, kg, kf, kB) of the cell blocks: the grating's bottom kg and the
+    film's top kf, and the transition blocks' ends kA below and kB above, at least ``depth``
+    (m) away from them (kA within the layer under the grating)."""
     nz = len(z)
     k_g = layer_of.index("grating")
     k_f = len(layer_of) - layer_of[::-1].index("film")
-    depth = TRANSITION_PERIODS * p
     below = [k for k in range(k_g) if layer_of[k] == layer_of[k_g - 1]]
     k_a = max([k for k in below if z[k] <= z[k_g] - depth + tol] or [below[0]])
     above = [k + 1 for k in range(k_f, nz - 1)]
     k_b = min([k for k in above if z[k] >= z[k_f] + depth - tol] or [nz - 1])
+    return k_a, k_g, k_f, k_b
 
-    # The coarse lateral mesh: the structured grid outside the patch and coarse cells inside.
-    model_name = gmsh.model.getCurrent()
+
+def _coarse_lateral_mesh(
+    device: Device, nx: int, ny: int, tol: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The coarse lateral mesh: the structured grid outside the patch (two triangles a
+    quadrilateral) and the coarse cells inside it (:func:`_coarse_face`).
+
+    Returns:
+        Node coordinates (m), triangles (those outside the patch first) and their number.
+    """
+    assert device.grating is not None
+    p = device.grating.period
+    big_l = device.lateral_extent
+    n_edge = edge_segments(device)
     xs = _axis_nodes(0.5 * device.pump.spot[0], big_l, device, nx * p)
     ys = _axis_nodes(0.5 * device.pump.spot[1], big_l, device, ny * p)
     grid = np.stack(np.meshgrid(np.arange(len(xs) - 1), np.arange(len(ys) - 1), indexing="ij"), -1)
@@ -557,39 +613,26 @@ def _resolved_mesh(
     grid_xy = np.column_stack([np.repeat(xs, len(ys)), np.tile(ys, len(xs))])
     lateral = [grid_xy[np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])]]
     fine = np.arange(n_edge + 1) * p / n_edge
-    cells = [(i, j) for i in range(nx) for j in range(ny)]
-    for i, j in cells:
+    for i, j in [(i, j) for i in range(nx) for j in range(ny)]:
         face = _coarse_face(p, fine, i == nx - 1, j == ny - 1)
         lateral.append(np.stack(face) + np.array([i * p, j * p]))
-    n_outer = 2 * len(quads)
     corners_xy = np.concatenate(lateral).reshape(-1, 2)
     keys = np.rint(corners_xy / tol).astype(np.int64)
     keys, first, tri = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     if abs(xs[nx * n_edge] - nx * p) > tol or abs(ys[ny * n_edge] - ny * p) > tol:
         raise RuntimeError("the lateral grid misses the edge of the resolved patch")
-    xy = corners_xy[first]
-    tri = tri.reshape(-1, 3)
-    nn = len(xy)
+    return corners_xy[first], tri.reshape(-1, 3), 2 * len(quads)
 
-    chunks: list[tuple[np.ndarray, int | np.ndarray]] = []
-    for k, name in enumerate(layer_of):
-        tets = _split_prisms(tri if not k_a <= k < k_b else tri[:n_outer], nn) + k * nn
-        chunks.append((tets, _REGIONS.index("grating" if name == "grating" else name)))
-    points = [np.column_stack([np.tile(xy, (nz, 1)), np.repeat(z, nn)])]
-    offset = nz * nn
 
-    cell = _cell_mesh(device)
-    gmsh.model.setCurrent(model_name)
-    templates = {}
-    for right, top in {(i == nx - 1, j == ny - 1) for i, j in cells}:
-        templates[right, top] = _block(device, cell, z, (k_a, k_g, k_f, k_b), layer_of, right, top)
-    for i, j in cells:
-        pts, tets, regions = templates[i == nx - 1, j == ny - 1]
-        points.append(pts + np.array([i * p, j * p, 0.0]))
-        chunks.append((tets + offset, regions))
-        offset += len(pts)
+def _merge_points(
+    xyz: np.ndarray, chunks: list[tuple[np.ndarray, int | np.ndarray]], tol: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Merge the points that coincide within ``tol`` (m), drop unused ones, and orient the
+    tetrahedra positively.
 
-    xyz = np.concatenate(points)
+    Returns:
+        The points, the tetrahedra and the region index of each.
+    """
     keys = np.rint(xyz / tol).astype(np.int64)
     _, first, merged = np.unique(keys, axis=0, return_index=True, return_inverse=True)
     merged = merged.ravel()
@@ -598,14 +641,19 @@ def _resolved_mesh(
     used, cells_all = np.unique(cells_all, return_inverse=True)
     cells_all = cells_all.reshape(-1, 4)
     xyz = xyz[first[used]]
-    cells_all = _positive(cells_all, xyz)
+    return xyz, _positive(cells_all, xyz), region
 
-    faces = _boundary_faces(cells_all, xyz, big_l, float(z[0]), float(z[-1]), levels, tol)
-    gmsh.model.setCurrent(model_name)
+
+def _add_discrete_entities(
+    xyz: np.ndarray, tetrahedra: np.ndarray, region: np.ndarray, faces: dict[str, np.ndarray]
+) -> None:
+    """One discrete Gmsh volume per region and surface per boundary, named physical groups."""
+    import gmsh
+
     node_tags = np.arange(1, len(xyz) + 1)
     first_volume = True
     for code, name in enumerate(_REGIONS):
-        selected = cells_all[region == code]
+        selected = tetrahedra[region == code]
         if not len(selected):
             continue
         tag = gmsh.model.addDiscreteEntity(3)
