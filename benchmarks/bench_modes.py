@@ -22,7 +22,7 @@ from cqdlaser.geometry.config import load_device
 from cqdlaser.geometry.cross_section import build_cross_section
 from cqdlaser.geometry.stack import build_stack
 from cqdlaser.physics.bands import band_edges, bragg_guess
-from cqdlaser.physics.modes import stack_modes
+from cqdlaser.physics.modes import gain_confinement, stack_modes
 from cqdlaser.physics.permittivity import region_permittivity
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,10 +113,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         if comm.rank == 0:
             for e in edges:
-                guided = e.confinement["film"] + e.confinement["grating_fill"]
+                gain = gain_confinement(e.confinement, device.grating.fill_fraction)
                 print(
                     f"    {e.wavelength * 1e9:10.4f} nm  {e.symmetry:4s}  degeneracy "
-                    f"{e.degeneracy}  film+fill {guided:.3f}"
+                    f"{e.degeneracy}  gain {gain:.3f}"
                     f"  radiation {e.radiation_fraction:.1e}",
                     flush=True,
                 )

@@ -7,7 +7,7 @@ from typing import Any
 from petsc4py import PETSc
 from slepc4py import SLEPc
 
-from cqdlaser.physics._petsc import configure
+from cqdlaser.physics._petsc import SolverError, configure
 
 
 def with_direct_solver(
@@ -42,7 +42,8 @@ def solve_eigenproblem(
     returned solver.
 
     Raises:
-        RuntimeError: SLEPc did not converge or found no eigenpair, with its reason and the options.
+        SolverError: SLEPc did not converge or found no eigenpair, with its reason and the
+            options in effect.
     """
     solver = SLEPc.EPS().create(A.getComm())
     solver.setOperators(A, B)
@@ -52,12 +53,16 @@ def solve_eigenproblem(
     run = {"eps_target": target, "eps_nev": nev, **options}
     configure(solver, prefix, run)
     solver.solve()
-    reason = solver.getConvergedReason()
     nconv = solver.getConverged()
-    if reason <= 0 or nconv < 1:
-        solver.destroy()
-        raise RuntimeError(
-            f"SLEPc EPS ({prefix}) did not converge: reason {reason}, {nconv} converged "
-            f"eigenpairs; options {run}"
+    if solver.getConvergedReason() <= 0 or nconv < 1:
+        error = SolverError.of(
+            "SLEPc EPS",
+            solver,
+            SLEPc.EPS.ConvergedReason,
+            prefix,
+            run,
+            detail=f", {nconv} converged eigenpairs",
         )
+        solver.destroy()
+        raise error
     return solver, run

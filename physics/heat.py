@@ -92,6 +92,7 @@ from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics._fem import boundary_dofs, global_max, global_sum
 from cqdlaser.physics._petsc import SolverError, configure, options_set
+from cqdlaser.physics.laser import thermal_resistance
 from cqdlaser.physics.source import HeatSource, source_from_device
 
 logger = logging.getLogger(__name__)
@@ -1252,9 +1253,10 @@ def steady_thermal_resistance(
         settings: Boundary conditions and solvers.
 
     Returns:
-        ``(max film T - T_sink) / I`` (K m^2/W); with k(T) it holds at ``source.intensity``.
+        ``(max film T - T_sink) / I`` (K m^2/W, :func:`~physics.laser.thermal_resistance`); with
+        k(T) it holds at ``source.intensity``.
     """
     with HeatProblem(mesh_data, materials, source, settings) as problem:
         problem.steady()
         rise = problem.film_max_temperature() - problem.settings.sink_temperature
-    return rise / source.intensity
+    return thermal_resistance(rise, source.intensity)

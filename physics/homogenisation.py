@@ -63,7 +63,7 @@ converged reason is checked.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,9 +79,15 @@ from dolfinx.fem import petsc as fem_petsc
 
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
-from cqdlaser.physics._petsc import configure
+from cqdlaser.physics._fem import boundary_dofs, global_max, global_sum
+from cqdlaser.physics._petsc import SolverError, configure
 from cqdlaser.physics.materials import Material, homogenised_grating, region_materials
-from cqdlaser.physics.periodic import PeriodicSpace, periodic_space, periodic_space_from_mesh
+from cqdlaser.physics.periodic import (
+    PeriodicSpace,
+    periodic_pairs,
+    periodic_space,
+    periodic_space_from_mesh,
+)
 
 DEFAULT_HOMOG_OPTIONS: dict[str, Any] = {
     "ksp_type": "preonly",
@@ -106,8 +112,8 @@ CELL_REGIONS = ("pillars", "grating_fill")
 
 def _solve_reduced(
     space: PeriodicSpace, A: PETSc.Mat, b: PETSc.Vec, options: Mapping[str, Any]
-) -> PETSc.Vec:
-    """Solve ``(P^T A P) x_r = P^T b``; return ``x = P x_r`` as a full vector."""
+) -> fem.Function:
+    """Solve ``(P^T A P) x_r = P^T b``; return ``u = P x_r`` as a function on ``space.V``."""
     A_r = space.reduce_matrix(A)
     b_r = space.reduce_vector(b)
     x_r = space.create_vector()
@@ -118,17 +124,17 @@ def _solve_reduced(
         try:
             ksp.solve(b_r, x_r)
         except PETSc.Error as error:
-            _raise(ksp, options, error)
+            raise _unconverged(ksp, options) from error
         if ksp.getConvergedReason() <= 0:
-            _raise(ksp, options)
+            raise _unconverged(ksp, options)
     finally:
         ksp.destroy()
         A_r.destroy()
         b_r.destroy()
-    x = space.P.createVecLeft()
-    space.P.mult(x_r, x)
+    u = fem.Function(space.V)
+    space.expand(x_r, u)
     x_r.destroy()
-    return x
+    return u
 
 
 def _options(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -143,13 +149,10 @@ def _tensor(material: Any, scalar: type) -> Any:
     return ufl.diag(ufl.as_vector([scalar(k) for k in material.thermal_conductivity]))
 
 
-def _raise(ksp: PETSc.KSP, options: Mapping[str, Any], error: Exception | None = None) -> None:
-    reason = ksp.getConvergedReason()
-    names = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if isinstance(v, int)}
-    raise RuntimeError(
-        f"homogenisation cell solver (prefix {PREFIX!r}) did not converge: reason {reason} "
-        f"({names.get(reason, reason)}); options {dict(options)}"
-    ) from error
+def _unconverged(ksp: PETSc.KSP, options: Mapping[str, Any]) -> SolverError:
+    return SolverError.of(
+        "homogenisation cell solver", ksp, PETSc.KSP.ConvergedReason, PREFIX, options
+    )
 
 
 def _pinned_space(V: fem.FunctionSpace, mesh_data: MeshData) -> PeriodicSpace:
@@ -159,11 +162,7 @@ def _pinned_space(V: fem.FunctionSpace, mesh_data: MeshData) -> PeriodicSpace:
     pin = np.array([0], dtype=np.int32)
     owner = comm.allreduce(comm.rank if V.dofmap.index_map.size_local > 0 else comm.size, MPI.MIN)
     dofs = pin if comm.rank == owner else np.empty(0, dtype=np.int32)
-    pairs = [
-        (mesh_data.boundary(p.source), mesh_data.boundary(p.image), p.translation)
-        for p in mesh_data.periodic
-    ]
-    return periodic_space(V, mesh_data.facet_tags, pairs, dirichlet_dofs=dofs)
+    return periodic_space(V, mesh_data.facet_tags, periodic_pairs(mesh_data), dirichlet_dofs=dofs)
 
 
 def effective_conductivity(
@@ -191,59 +190,91 @@ def effective_conductivity(
 
     Raises:
         KeyError: A cell region without a material.
-        RuntimeError: A cell solve did not converge.
+        SolverError: A cell solve did not converge.
     """
     missing = [name for name in mesh_data.regions if name not in materials]
     if missing:
         raise KeyError(f"no material for cell regions {missing} (given: {sorted(materials)})")
-    msh = mesh_data.mesh
-    comm = msh.comm
     scalar = dolfinx.default_scalar_type
-    options = _options(petsc_options)
-
-    V = fem.functionspace(msh, ("Lagrange", element_degree))
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    dx = mesh_data.dx()
+    V = fem.functionspace(mesh_data.mesh, ("Lagrange", element_degree))
     conductivity = {
         tag: _tensor(materials[name], scalar) for name, tag in mesh_data.regions.items()
     }
-    a = fem.form(
-        sum(ufl.inner(K * ufl.grad(u), ufl.grad(v)) * dx(tag) for tag, K in conductivity.items())
-    )
-    A = fem_petsc.assemble_matrix(a)
-    A.assemble()
-    volume = comm.allreduce(
-        fem.assemble_scalar(fem.form(fem.Constant(msh, scalar(1.0)) * dx)), op=MPI.SUM
-    )
-    z_levels = [x for name, x in mesh_data.z_levels.items() if name.startswith("grating")]
-    height = max(z_levels) - min(z_levels)
+    cell = _CellProblem.build(V, mesh_data, conductivity, _options(petsc_options))
+    height = _grating_height(mesh_data)
+    in_plane = _pinned_space(V, mesh_data)
+    through = periodic_space_from_mesh(V, mesh_data, dirichlet=("top", "bottom"))
+    try:
+        k_xx = cell.flux_average(0, (1.0, 0.0, 0.0), in_plane)
+        k_yy = cell.flux_average(1, (0.0, 1.0, 0.0), in_plane)
+        # Unit temperature difference across the layer: grad(z/H) = e_z/H, flux times H.
+        k_zz = height * cell.flux_average(2, (0.0, 0.0, 1.0 / height), through)
+    finally:
+        cell.A.destroy()
+        in_plane.P.destroy()
+        through.P.destroy()
+    return (k_xx, k_yy, k_zz)
 
-    def flux_average(i: int, load: np.ndarray, space: PeriodicSpace) -> float:
-        e = ufl.as_vector([scalar(c) for c in load])
+
+@dataclass(frozen=True)
+class _CellProblem:
+    """The cell problem ``int_Y K (grad chi + e) . grad v dx = 0``: its matrix and forms.
+
+    Attributes:
+        V: The Lagrange space of ``chi``.
+        dx: The cell measure by region tag.
+        conductivity: Region tag -> conductivity tensor (UFL).
+        A: The assembled matrix of ``int K grad u . grad v`` (no constraint).
+        volume: Volume of the cell (m^3).
+        options: Solver options (prefix ``homog_``).
+    """
+
+    V: fem.FunctionSpace
+    dx: ufl.Measure
+    conductivity: dict[int, Any]
+    A: PETSc.Mat
+    volume: float
+    options: dict[str, Any]
+
+    @classmethod
+    def build(
+        cls,
+        V: fem.FunctionSpace,
+        mesh_data: MeshData,
+        conductivity: dict[int, Any],
+        options: dict[str, Any],
+    ) -> _CellProblem:
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        dx = mesh_data.dx()
+        a = fem.form(
+            sum(
+                ufl.inner(K * ufl.grad(u), ufl.grad(v)) * dx(tag) for tag, K in conductivity.items()
+            )
+        )
+        A = fem_petsc.assemble_matrix(a)
+        A.assemble()
+        one = fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0))
+        return cls(V, dx, conductivity, A, global_sum(fem.form(one * dx)), options)
+
+    def flux_average(self, i: int, load: tuple[float, float, float], space: PeriodicSpace) -> float:
+        """``<(K (e + grad chi))_i>_Y`` for the load ``e`` (1/m), ``chi`` in ``space``."""
+        dx, v = self.dx, ufl.TestFunction(self.V)
+        e = ufl.as_vector([dolfinx.default_scalar_type(c) for c in load])
         L = fem.form(
-            sum(-ufl.inner(K * e, ufl.grad(v)) * dx(tag) for tag, K in conductivity.items())
+            sum(-ufl.inner(K * e, ufl.grad(v)) * dx(tag) for tag, K in self.conductivity.items())
         )
         b = fem_petsc.assemble_vector(L)
         b.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
-        x = _solve_reduced(space, A, b, options)
-        chi = fem.Function(V)
-        x.copy(chi.x.petsc_vec)
-        chi.x.scatter_forward()
-        x.destroy()
+        chi = _solve_reduced(space, self.A, b, self.options)
         b.destroy()
-        flux = sum((K * (e + ufl.grad(chi)))[i] * dx(tag) for tag, K in conductivity.items())
-        return float(comm.allreduce(fem.assemble_scalar(fem.form(flux)), op=MPI.SUM)) / volume
+        flux = sum((K * (e + ufl.grad(chi)))[i] * dx(tag) for tag, K in self.conductivity.items())
+        return global_sum(fem.form(flux)) / self.volume
 
-    in_plane = _pinned_space(V, mesh_data)
-    k_xx = flux_average(0, np.array([1.0, 0.0, 0.0]), in_plane)
-    k_yy = flux_average(1, np.array([0.0, 1.0, 0.0]), in_plane)
-    through = periodic_space_from_mesh(V, mesh_data, dirichlet=("top", "bottom"))
-    # Unit temperature difference across the layer: grad(z/H) = e_z/H, flux times H.
-    k_zz = height * flux_average(2, np.array([0.0, 0.0, 1.0 / height]), through)
-    A.destroy()
-    in_plane.P.destroy()
-    through.P.destroy()
-    return (k_xx, k_yy, k_zz)
+
+def _grating_height(mesh_data: MeshData) -> float:
+    """Height of the grating layer (m), from the mesh's ``grating_*`` z levels."""
+    levels = [z for name, z in mesh_data.z_levels.items() if name.startswith("grating")]
+    return max(levels) - min(levels)
 
 
 def homogenised_material(
@@ -396,69 +427,63 @@ def stack_response(
     Returns:
         The film's mean and maximum rise (K) per W/m^2 of flux.
     """
-    msh = mesh_data.mesh
-    comm = msh.comm
-    scalar = dolfinx.default_scalar_type
     solved = [name for name in mesh_data.regions if name not in adiabatic]
     missing = [name for name in solved if name not in materials]
     if missing:
         raise KeyError(f"no material for stack regions {missing} (given: {sorted(materials)})")
-    options = _options(petsc_options)
-    V = fem.functionspace(msh, ("Lagrange", element_degree))
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    dx = mesh_data.dx()
+    V = fem.functionspace(mesh_data.mesh, ("Lagrange", element_degree))
     volumes = mesh_data.region_measures()
-    grating = [x for name, x in mesh_data.z_levels.items() if name.startswith("grating")]
-    area = (volumes["pillars"] + volumes["grating_fill"]) / (max(grating) - min(grating))
+    A, b = _stack_system(V, mesh_data, materials, source_fractions, solved, volumes)
+    bottom = boundary_dofs(V, mesh_data, ["bottom"])
+    fixed = np.unique(np.concatenate([bottom, _untouched_dofs(V, mesh_data, solved)]))
+    pairs = periodic_pairs(mesh_data)
+    space = periodic_space(V, mesh_data.facet_tags, pairs, dirichlet_dofs=fixed.astype(np.int32))
+    try:
+        T = _solve_reduced(space, A, b, _options(petsc_options))
+    finally:
+        for obj in (b, A, space.P):
+            obj.destroy()
+    film = mesh_data.region("film")
+    dofs = np.unique(V.dofmap.list[mesh_data.cell_tags.find(film)].ravel())
+    return StackResponse(
+        film_mean=global_sum(fem.form(T * mesh_data.dx()(film))) / volumes["film"],
+        film_max=global_max(T, dofs),
+    )
+
+
+def _stack_system(
+    V: fem.FunctionSpace,
+    mesh_data: MeshData,
+    materials: Mapping[str, Any],
+    source_fractions: Mapping[str, float],
+    solved: Sequence[str],
+    volumes: Mapping[str, float],
+) -> tuple[PETSc.Mat, PETSc.Vec]:
+    """Matrix and load of ``-div(K grad T) = Q`` on the ``solved`` regions (no constraint),
+    ``Q = phi_r q / d_g`` for 1 W/m^2 through the cell."""
+    scalar = dolfinx.default_scalar_type
+    area = (volumes["pillars"] + volumes["grating_fill"]) / _grating_height(mesh_data)
     cqd = sum(phi * volumes[name] for name, phi in source_fractions.items() if name in volumes)
     if not cqd > 0:
         raise ValueError(f"no CQD in the stack cell: source fractions {dict(source_fractions)}")
     q_per_volume = area / cqd  # W/m^3 per unit CQD fraction, for 1 W/m^2 through the cell
-
-    a = fem.form(
-        sum(
-            ufl.inner(_tensor(materials[name], scalar) * ufl.grad(u), ufl.grad(v))
-            * dx(mesh_data.region(name))
-            for name in solved
-        )
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    dx = mesh_data.dx()
+    a = sum(
+        ufl.inner(_tensor(materials[name], scalar) * ufl.grad(u), ufl.grad(v))
+        * dx(mesh_data.region(name))
+        for name in solved
     )
-    L = fem.form(
-        sum(
-            scalar(phi * q_per_volume) * v * dx(mesh_data.region(name))
-            for name, phi in source_fractions.items()
-            if name in solved and phi != 0
-        )
+    L = sum(
+        scalar(phi * q_per_volume) * v * dx(mesh_data.region(name))
+        for name, phi in source_fractions.items()
+        if name in solved and phi != 0
     )
-    A = fem_petsc.assemble_matrix(a)
+    A = fem_petsc.assemble_matrix(fem.form(a))
     A.assemble()
-    b = fem_petsc.assemble_vector(L)
+    b = fem_petsc.assemble_vector(fem.form(L))
     b.ghostUpdate(PETSc.InsertMode.ADD, PETSc.ScatterMode.REVERSE)
-    tdim = msh.topology.dim
-    msh.topology.create_connectivity(tdim - 1, tdim)
-    bottom = fem.locate_dofs_topological(
-        V, tdim - 1, mesh_data.facet_tags.find(mesh_data.boundary("bottom"))
-    )
-    fixed = np.unique(np.concatenate([bottom, _untouched_dofs(V, mesh_data, solved)]))
-    pairs = [
-        (mesh_data.boundary(p.source), mesh_data.boundary(p.image), p.translation)
-        for p in mesh_data.periodic
-    ]
-    space = periodic_space(V, mesh_data.facet_tags, pairs, dirichlet_dofs=fixed.astype(np.int32))
-    x = _solve_reduced(space, A, b, options)
-    T = fem.Function(V)
-    x.copy(T.x.petsc_vec)
-    T.x.scatter_forward()
-    for obj in (x, b, A, space.P):
-        obj.destroy()
-
-    film = mesh_data.region("film")
-    mean = comm.allreduce(fem.assemble_scalar(fem.form(T * dx(film))), op=MPI.SUM)
-    dofs = np.unique(V.dofmap.list[mesh_data.cell_tags.find(film)].ravel())
-    local = float(np.max(T.x.array[dofs])) if dofs.size else -np.inf
-    return StackResponse(
-        film_mean=float(mean) / volumes["film"],
-        film_max=float(comm.allreduce(local, op=MPI.MAX)),
-    )
+    return A, b
 
 
 @dataclass(frozen=True)
@@ -506,8 +531,7 @@ def constriction_correction(
     """
     fractions = dict(source_fractions or {"film": 1.0, "grating_fill": 1.0})
     f = pillar_fraction(mesh_data)
-    z = [x for name, x in mesh_data.z_levels.items() if name.startswith("grating")]
-    height = max(z) - min(z)
+    height = _grating_height(mesh_data)
 
     def response(fr: Mapping[str, float], mats: Mapping[str, Any]) -> StackResponse:
         return stack_response(
@@ -518,36 +542,20 @@ def constriction_correction(
     layer_cqd = fractions.get("pillars", 0.0) * f + fractions.get("grating_fill", 0.0) * (1 - f)
     homogenised_fractions = {**fractions, "pillars": layer_cqd, "grating_fill": layer_cqd}
 
-    def homogenised(k_zz: float) -> StackResponse:
-        layer = ThermalLayer((k_cell[0], k_cell[1], k_zz))
+    def homogenised(layer_resistance: float) -> StackResponse:
+        layer = ThermalLayer((k_cell[0], k_cell[1], height / layer_resistance))
         return response(
             homogenised_fractions, {**materials, "pillars": layer, "grating_fill": layer}
         )
 
     resolved = response(fractions, materials)
-    target = resolved.film_mean
-    x0, r0 = height / k_cell[2], homogenised(k_cell[2])
-    first = r0
-    g0 = r0.film_mean - target
-    x1 = x0 - g0  # the 1D stack: the film mean is affine in H / k_zz with slope 1
-    iterations = 0
-    while True:
-        if x1 <= 0:
-            raise RuntimeError(
-                f"constriction correction: the layer resistance went to {x1} m^2 K/W (the "
-                f"resolved stack is cooler than any homogenised one: film mean {target})"
-            )
-        r1 = homogenised(height / x1)
-        iterations += 1
-        g1 = r1.film_mean - target
-        if abs(g1) <= rtol * abs(target):
-            break
-        if iterations >= max_iterations or g1 == g0:
-            raise RuntimeError(
-                f"constriction correction did not converge in {iterations} secant iterations: "
-                f"film mean {r1.film_mean} vs resolved {target} (rtol {rtol})"
-            )
-        x0, x1, g0 = x1, x1 - g1 * (x1 - x0) / (g1 - g0), g1
+    cell_layer = ThermalLayer((k_cell[0], k_cell[1], k_cell[2]))
+    first = response(
+        homogenised_fractions, {**materials, "pillars": cell_layer, "grating_fill": cell_layer}
+    )
+    x1, r1, iterations = _secant(
+        homogenised, resolved.film_mean, height / k_cell[2], first, rtol, max_iterations
+    )
     return ConstrictionCorrection(
         k_zz_cell=float(k_cell[2]),
         k_zz=height / x1,
@@ -558,6 +566,45 @@ def constriction_correction(
         pillar_fraction=f,
         iterations=iterations,
     )
+
+
+def _secant(
+    homogenised: Callable[[float], StackResponse],
+    target: float,
+    x0: float,
+    r0: StackResponse,
+    rtol: float,
+    max_iterations: int,
+) -> tuple[float, StackResponse, int]:
+    """Secant iterations on the layer resistance ``x = H / k_zz`` (m^2 K/W) until the
+    homogenised film mean equals ``target``, from ``x0`` and its response ``r0``.
+
+    Returns:
+        The resistance, its response and the iterations taken.
+
+    Raises:
+        RuntimeError: The resistance went non-positive, or no convergence.
+    """
+    g0 = r0.film_mean - target
+    x1 = x0 - g0  # the 1D stack: the film mean is affine in H / k_zz with slope 1
+    iterations = 0
+    while True:
+        if x1 <= 0:
+            raise RuntimeError(
+                f"constriction correction: the layer resistance went to {x1} m^2 K/W (the "
+                f"resolved stack is cooler than any homogenised one: film mean {target})"
+            )
+        r1 = homogenised(x1)
+        iterations += 1
+        g1 = r1.film_mean - target
+        if abs(g1) <= rtol * abs(target):
+            return x1, r1, iterations
+        if iterations >= max_iterations or g1 == g0:
+            raise RuntimeError(
+                f"constriction correction did not converge in {iterations} secant iterations: "
+                f"film mean {r1.film_mean} vs resolved {target} (rtol {rtol})"
+            )
+        x0, x1, g0 = x1, x1 - g1 * (x1 - x0) / (g1 - g0), g1
 
 
 def corrected_material(material: Material, correction: ConstrictionCorrection) -> Material:

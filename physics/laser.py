@@ -43,6 +43,17 @@ KW_CM2 = 1e7
 """1 kW/cm^2 in W/m^2."""
 
 
+def thermal_resistance(rise_k: float, intensity_w_m2: float) -> float:
+    """Thermal resistance R (K m^2/W): the steady film-maximum temperature rise per unit pump
+    intensity, ``T_ss = T_sink + R P`` for a linear device.
+
+    Args:
+        rise_k: Steady rise of the film's maximum temperature above the sink (K).
+        intensity_w_m2: The pump intensity that causes it (W/m^2).
+    """
+    return rise_k / intensity_w_m2
+
+
 @dataclass(frozen=True)
 class ThresholdModel:
     """Threshold intensity versus film temperature.

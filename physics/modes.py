@@ -74,6 +74,7 @@ from dolfinx.fem.petsc import assemble_matrix
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics._fem import boundary_dofs, normalise_peak, region_function
 from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
+from cqdlaser.physics.source import CQD_FRACTIONS, cqd_fraction
 
 OPTIONS_PREFIX = "modes_stack_"
 
@@ -128,6 +129,26 @@ class Mode:
     def beta(self) -> float:
         """Propagation constant (1/m)."""
         return self.n_eff * self.k0
+
+
+def gain_confinement(confinement: Mapping[str, float], fill_fraction: float) -> float:
+    """Confinement factor in the gain (CQD) material: ``sum_r Gamma_r phi_r``.
+
+    ``phi_r`` is the region's CQD volume fraction (:data:`physics.source.CQD_FRACTIONS`): the
+    film and the fill around resolved pillars count whole, a homogenised grating layer by its
+    CQD fraction ``1 - f``; other regions not at all. Holds for the stack modes and the band
+    edges alike.
+
+    Args:
+        confinement: Region -> confinement factor (:attr:`Mode.confinement`,
+            ``BandEdge.confinement``).
+        fill_fraction: The pillars' area fraction ``f`` in the grating layer (0 without one).
+    """
+    return sum(
+        confinement[region] * cqd_fraction(region, fill_fraction)
+        for region in CQD_FRACTIONS
+        if region in confinement
+    )
 
 
 def wiener_bounds(fill_fraction: float, eps_a: complex, eps_b: complex) -> tuple[complex, complex]:

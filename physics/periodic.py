@@ -37,6 +37,7 @@ import dolfinx
 from dolfinx import fem, la
 
 from cqdlaser.geometry.meshdata import MeshData
+from cqdlaser.physics._fem import boundary_dofs
 
 RELATIVE_TOLERANCE = 1e-6
 """Default matching tolerance, relative to the diagonal of the mesh's bounding box."""
@@ -302,17 +303,18 @@ def periodic_space_from_mesh(
     Returns:
         The space with its constraint matrix.
     """
-    tdim = mesh_data.mesh.topology.dim
-    mesh_data.mesh.topology.create_connectivity(tdim - 1, tdim)
-    facets = [mesh_data.facet_tags.find(mesh_data.boundary(name)) for name in dirichlet]
-    dofs = fem.locate_dofs_topological(
-        V, tdim - 1, np.unique(np.concatenate([np.empty(0, np.int32), *facets])).astype(np.int32)
-    )
-    pairs = [
+    dofs = boundary_dofs(V, mesh_data, dirichlet)
+    pairs = periodic_pairs(mesh_data)
+    return periodic_space(V, mesh_data.facet_tags, pairs, dirichlet_dofs=dofs, tol=tol)
+
+
+def periodic_pairs(mesh_data: MeshData) -> list[tuple[int, int, tuple[float, ...]]]:
+    """The mesh's periodic pairs as :func:`periodic_space` takes them: ``(source tag, image tag,
+    translation)``."""
+    return [
         (mesh_data.boundary(p.source), mesh_data.boundary(p.image), p.translation)
         for p in mesh_data.periodic
     ]
-    return periodic_space(V, mesh_data.facet_tags, pairs, dirichlet_dofs=dofs, tol=tol)
 
 
 def _face_dofs(

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import ufl
@@ -42,6 +43,13 @@ import ufl
 from cqdlaser.geometry.device import Device, Pump
 from cqdlaser.geometry.layers import gain_thickness, layer_stack
 from cqdlaser.geometry.meshdata import MeshData
+
+CQD_FRACTIONS: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {"film": (1.0, 0.0), "grating_fill": (1.0, 0.0), "grating": (1.0, -1.0)}
+)
+"""The regions that hold CQD (gain) material, with their CQD volume fraction ``a + b f`` as
+``(a, b)`` for the pillars' area fraction ``f``: the film and the fill around resolved pillars
+are all CQD, the homogenised grating layer is CQD outside its pillars; other regions none."""
 
 WAVEFORMS = ("pulse", "train", "cw")
 SHAPES = ("rectangle", "ellipse", "gaussian")
@@ -291,12 +299,22 @@ class HeatSource:
         return out
 
 
+def cqd_fraction(region: str, fill_fraction: float) -> float:
+    """CQD volume fraction of a region (:data:`CQD_FRACTIONS`; 0 for the others).
+
+    Args:
+        region: The region name.
+        fill_fraction: The pillars' area fraction in the grating layer.
+    """
+    a, b = CQD_FRACTIONS.get(region, (0.0, 0.0))
+    return a + b * fill_fraction
+
+
 def cqd_fractions(device: Device) -> dict[str, float]:
     """CQD volume fraction of each region name of a device's meshes (absent names: 0)."""
-    out = {"film": 1.0, "grating_fill": 1.0}
-    if device.grating is not None:
-        out["grating"] = 1.0 - device.grating.fill_fraction
-    return out
+    if device.grating is None:
+        return {name: cqd_fraction(name, 0.0) for name in CQD_FRACTIONS if name != "grating"}
+    return {name: cqd_fraction(name, device.grating.fill_fraction) for name in CQD_FRACTIONS}
 
 
 def absorbed_fraction(device: Device, materials: Mapping[str, AbsorbingMaterial]) -> float:

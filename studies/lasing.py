@@ -20,6 +20,7 @@ from cqdlaser.physics.laser import (
     lasing_duration,
     lasing_heat_scale,
     steady_temperature_lasing,
+    thermal_resistance,
     threshold_model,
 )
 from cqdlaser.studies.thermal import heat_materials, heat_mesh
@@ -47,7 +48,7 @@ def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any
         history, duration = _transient(device, problem, model)
         problem.steady()
         rise = problem.film_max_temperature() - sink
-        resistance = rise / device.pump.intensity  # K m^2/W at this pump
+        resistance = thermal_resistance(rise, device.pump.intensity)  # at this pump
         nonlinear = device.heat.nonlinear and any(
             m.conductivity_exponent != 0.0 for m in materials.values()
         )

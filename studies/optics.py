@@ -11,10 +11,8 @@ from mpi4py import MPI
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.stack import build_stack
 from cqdlaser.physics.materials import region_materials
-from cqdlaser.physics.modes import stack_modes, thermo_optic_shift
+from cqdlaser.physics.modes import gain_confinement, stack_modes, thermo_optic_shift
 from cqdlaser.physics.permittivity import region_dn_dt, region_permittivity
-
-GAIN_REGIONS = ("film", "grating_fill", "grating")
 
 
 def stack_mode_table(
@@ -42,7 +40,7 @@ def stack_mode_table(
         for mode in stack_modes(data, eps, device.optics.wavelength, pol):
             found.append(mode)
             gamma = mode.confinement
-            gain = gamma.get("film", 0.0) + (1.0 - fill) * gamma.get("grating", 0.0)
+            gain = gain_confinement(gamma, fill)
             row: dict[str, Any] = {
                 "polarisation": pol,
                 "order": mode.order,
@@ -108,7 +106,6 @@ def band_edge_table(
     )
     if out is not None and edges:
         write_band_edge_fields(out / "band_edges", edges, data)
-    gain = ("film", "grating_fill")
     rows = [
         {
             "wavelength_nm": e.wavelength * 1e9,
@@ -116,7 +113,7 @@ def band_edge_table(
             "symmetry": e.symmetry,
             "degeneracy": e.degeneracy,
             "confinement": e.confinement,
-            "gain_confinement": sum(e.confinement.get(r, 0.0) for r in gain),
+            "gain_confinement": gain_confinement(e.confinement, device.grating.fill_fraction),
             "radiation_fraction": e.radiation_fraction,
             "thermal_shift_nm_per_k": 1e9 * band_edge_thermal_shift(e, data, eps, dn_dt),
         }

@@ -16,7 +16,7 @@ import numpy as np
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics.heat import HeatHistory, HeatProblem, time_grid
-from cqdlaser.physics.laser import KW_CM2
+from cqdlaser.physics.laser import KW_CM2, thermal_resistance
 from cqdlaser.physics.materials import Material, region_materials
 from cqdlaser.studies.fields import FieldSeries, write_fields
 from cqdlaser.studies.output import write_csv
@@ -179,7 +179,7 @@ def _steady(device: Device, problem: HeatProblem, out: Path | None) -> dict[str,
         "steady_film_max_temperature_k": film_max,
         "steady_film_mean_spot_temperature_k": problem.film_mean_temperature(),
         "steady_interface_temperature_k": problem.interface_temperature(),
-        "thermal_resistance_k_cm2_per_kw": rise / device.pump.intensity * KW_CM2,
+        "thermal_resistance_k_cm2_per_kw": thermal_resistance(rise, device.pump.intensity) * KW_CM2,
     }
 
 

@@ -23,6 +23,7 @@ import pytest
 
 from cqdlaser.geometry.cell import build_cell
 from cqdlaser.geometry.config import load_device
+from cqdlaser.physics._petsc import SolverError
 from cqdlaser.physics.heat import ThermalProperties
 from cqdlaser.physics.homogenisation import (
     constriction_correction,
@@ -135,6 +136,16 @@ def test_mpi_agrees(cells) -> None:
     assert np.allclose(distributed, alone, rtol=1e-10, atol=0.0)
     gathered = MPI.COMM_WORLD.allgather(distributed)
     assert all(np.array_equal(g, gathered[0]) for g in gathered)
+
+
+def test_unconverged_cell_solve_names_reason_and_options(cells) -> None:
+    """A cell solve stopped after one CG iteration raises the solver error of prefix homog_."""
+    materials = region_materials(_device(4.0))
+    options = {"ksp_type": "cg", "pc_type": "jacobi", "ksp_max_it": 1}
+    with pytest.raises(SolverError, match=r"prefix 'homog_'.*DIVERGED_MAX_IT") as failure:
+        effective_conductivity(cells[4.0], materials, petsc_options=options)
+    assert failure.value.solver == "homogenisation cell solver"
+    assert failure.value.options["ksp_max_it"] == 1
 
 
 def test_homogenised_material(cells) -> None:

@@ -16,6 +16,7 @@ from cqdlaser.physics.laser import (
     fit_activation_energy,
     fit_t0,
     lasing_duration,
+    thermal_resistance,
     threshold_model,
 )
 
@@ -107,3 +108,12 @@ def test_emission_lowers_the_heat_while_lasing() -> None:
     # self-consistent: T = T_sink + R I s(T), and cooler than without emission
     s = lasing_heat_scale(80 * KW_CM2, float(model(t)), 0.1, 0.05)
     assert t == pytest.approx(295.0 + r * 80 * KW_CM2 * s, abs=1e-8) and t < plain
+
+
+def test_thermal_resistance_is_the_rise_per_intensity() -> None:
+    """R = rise / I (K m^2/W): 44 K at 88 kW/cm^2 is 0.5 K cm^2/kW, and the closed-form CW
+    criterion a = R P_th0 / T0 takes it as it is."""
+    resistance = thermal_resistance(44.0, 88.0 * KW_CM2)
+    assert resistance * KW_CM2 == pytest.approx(0.5, rel=1e-15)
+    model = ThresholdModel(threshold=52.0 * KW_CM2, t0=72.0)
+    assert cw_exponential(resistance, model).criterion == pytest.approx(0.5 * 52.0 / 72.0)

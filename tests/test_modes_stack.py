@@ -20,17 +20,21 @@ from scipy.integrate import quad
 from scipy.optimize import brentq
 
 from cqdlaser.geometry.config import load_device
+from cqdlaser.geometry.device import Device, Grating
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.geometry.stack import build_stack
+from cqdlaser.physics._petsc import SolverError
 from cqdlaser.physics.modes import (
     Mode,
     bragg_wavelength_shift,
+    gain_confinement,
     grating_permittivity,
     perturbation_shift,
     stack_modes,
     thermo_optic_shift,
     wiener_bounds,
 )
+from cqdlaser.physics.source import cqd_fractions
 
 WAVELENGTH = 630e-9
 K0 = 2 * math.pi / WAVELENGTH
@@ -455,10 +459,29 @@ def test_errors() -> None:
         stack_modes(msh, {"substrate": 2.0, "film": 4.0, "cover": 1.0, "cap": 2.0}, WAVELENGTH)
     with pytest.raises(ValueError, match="polarisation"):
         stack_modes(msh, {"substrate": 2.0, "film": 4.0, "cover": 1.0}, WAVELENGTH, "TEM")
-    with pytest.raises(RuntimeError, match="modes_stack_"):
+    with pytest.raises(SolverError, match="modes_stack_") as failure:
         stack_modes(
             msh,
             {"substrate": 2.0, "film": 4.0, "cover": 1.0},
             WAVELENGTH,
             petsc_options={"eps_max_it": 1, "eps_tol": 1e-16},
         )
+    assert (failure.value.solver, failure.value.prefix) == ("SLEPc EPS", "modes_stack_")
+    assert failure.value.reason_name == "DIVERGED_ITS"
+    assert failure.value.options["eps_max_it"] == 1
+
+
+def test_gain_confinement_weighs_regions_by_their_cqd() -> None:
+    """The gain confinement counts each region by the CQD fraction the heat source gives it:
+    film and resolved fill whole, the homogenised grating layer by 1 - f, the rest not."""
+    device = Device(grating=Grating(pillar_diameter_nm=200))
+    f = device.grating.fill_fraction
+    fractions = cqd_fractions(device)
+    homogenised = {"substrate": 0.3, "grating": 0.2, "film": 0.4, "cap": 0.1}
+    resolved = {"substrate": 0.3, "pillars": 0.05, "grating_fill": 0.15, "film": 0.4, "cap": 0.1}
+    for gamma in (homogenised, resolved):
+        expected = sum(g * fractions.get(r, 0.0) for r, g in gamma.items())
+        assert gain_confinement(gamma, f) == pytest.approx(expected, rel=1e-15)
+    assert gain_confinement(homogenised, f) == pytest.approx(0.4 + (1 - f) * 0.2, rel=1e-15)
+    assert gain_confinement(resolved, f) == pytest.approx(0.55, rel=1e-15)
+    assert gain_confinement({"film": 0.5, "substrate": 0.5}, 0.0) == 0.5
