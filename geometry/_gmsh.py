@@ -1,4 +1,8 @@
-"""Gmsh on rank 0 only, and the hand-over of its model to a distributed DOLFINx mesh."""
+"""Gmsh on rank 0 only, and the hand-over of its model to a distributed DOLFINx mesh.
+
+Both steps are timed with ``dolfinx.common.Timer`` (:data:`GMSH_TIMER`, :data:`DISTRIBUTE_TIMER`),
+so that a benchmark reads the time of each from ``dolfinx.common.timing``.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,11 @@ from dolfinx.io import gmsh as gmshio
 
 from cqdlaser.geometry.meshdata import MeshData, PeriodicPair
 
+GMSH_TIMER = "cqdlaser: gmsh model and mesh (rank 0)"
+"""Timer of a Gmsh block: geometry, meshing and the hand-over (:func:`gmsh_model`)."""
+DISTRIBUTE_TIMER = "cqdlaser: distribute mesh"
+"""Timer of the hand-over of a Gmsh mesh to a distributed DOLFINx mesh (:func:`to_mesh_data`)."""
+
 
 @contextmanager
 def gmsh_model(comm: MPI.Comm, name: str) -> Iterator[object | None]:
@@ -31,12 +40,13 @@ def gmsh_model(comm: MPI.Comm, name: str) -> Iterator[object | None]:
     if initialised_here:
         gmsh.initialize(interruptible=False)
     try:
-        gmsh.option.setNumber("General.Terminal", 0)
-        gmsh.option.setNumber("General.NumThreads", 1)
-        gmsh.option.setNumber("Mesh.Algorithm", 6)
-        gmsh.option.setNumber("Mesh.Algorithm3D", 1)
-        gmsh.model.add(name)
-        yield gmsh.model
+        with dolfinx.common.Timer(GMSH_TIMER):
+            gmsh.option.setNumber("General.Terminal", 0)
+            gmsh.option.setNumber("General.NumThreads", 1)
+            gmsh.option.setNumber("Mesh.Algorithm", 6)
+            gmsh.option.setNumber("Mesh.Algorithm3D", 1)
+            gmsh.model.add(name)
+            yield gmsh.model
     finally:
         gmsh.model.remove()
         if initialised_here:
@@ -68,18 +78,19 @@ def to_mesh_data(
     Physical groups of the top dimension become regions, those one dimension lower boundaries.
     Must be called inside :func:`gmsh_model` (collective).
     """
-    quality = 1.0
-    if comm.rank == 0:
-        quality = min_quality(model)
-        if msh_file is not None:
-            Path(msh_file).parent.mkdir(parents=True, exist_ok=True)
-            gmsh.write(str(msh_file))
-    quality = comm.bcast(quality, root=0)
-    # Ghosts across shared facets, so that interior-facet integrals (dS) work on any partition.
-    partitioner = dolfinx.mesh.create_cell_partitioner(
-        dolfinx.graph.partitioner(), dolfinx.mesh.GhostMode.shared_facet, 2
-    )
-    data = gmshio.model_to_mesh(model, comm, 0, gdim=gdim, partitioner=partitioner)
+    with dolfinx.common.Timer(DISTRIBUTE_TIMER):
+        quality = 1.0
+        if comm.rank == 0:
+            quality = min_quality(model)
+            if msh_file is not None:
+                Path(msh_file).parent.mkdir(parents=True, exist_ok=True)
+                gmsh.write(str(msh_file))
+        quality = comm.bcast(quality, root=0)
+        # Ghosts across shared facets, so that interior-facet integrals (dS) work on any partition.
+        partitioner = dolfinx.mesh.create_cell_partitioner(
+            dolfinx.graph.partitioner(), dolfinx.mesh.GhostMode.shared_facet, 2
+        )
+        data = gmshio.model_to_mesh(model, comm, 0, gdim=gdim, partitioner=partitioner)
     tdim = data.mesh.topology.dim
     groups = data.physical_groups
     regions = {n: int(g.tag) for n, g in groups.items() if g.dim == tdim}
