@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     report(comm, "stack solve", dofs=dofs, seconds=f"{seconds:.3f}", n_eff=f"{modes[0].n_eff:.5f}")
 
     t0 = time.perf_counter()
-    guess = bragg_guess(device, comm, polarisation=pol, stack=stack)
+    guess = bragg_guess(device, stack, polarisation=pol)
     report(
         comm,
         "Bragg estimate",

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mpi4py import MPI
 from petsc4py import PETSc
 from slepc4py import SLEPc
 
@@ -58,13 +57,13 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem.petsc import assemble_matrix
 
-from cqdlaser.geometry.config import apply_overrides, device_from_dict, device_to_dict
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics._fem import global_sum, normalise_peak, region_function
 from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
 from cqdlaser.physics.modes import Permittivity, stack_modes
 from cqdlaser.physics.periodic import PeriodicSpace, periodic_space_from_mesh
+from cqdlaser.physics.permittivity import region_permittivity
 
 OPTIONS_PREFIX = "bands_"
 
@@ -437,12 +436,11 @@ def _nearest_band_edges(
 
 def bragg_guess(
     device: Device,
-    comm: MPI.Comm = MPI.COMM_WORLD,
+    stack: MeshData,
     *,
     polarisation: str | None = None,
     rtol: float = 1e-8,
     max_iterations: int = 50,
-    stack: MeshData | None = None,
 ) -> float:
     """The second-order Bragg estimate lambda = n_eff(lambda) Lambda of the device (m).
 
@@ -454,30 +452,30 @@ def bragg_guess(
 
     Args:
         device: The device; it must have a [grating].
-        comm: Communicator of the stack mesh.
+        stack: The device's optical stack mesh (``build_stack(device, comm, optical=True)``).
         polarisation: ``"TE"`` or ``"TM"``; default ``optics.polarisation``.
         rtol: Relative change of lambda at which the iteration stops.
         max_iterations: Iterations before giving up.
-        stack: The device's optical stack mesh, if already built.
 
     Returns:
         The wavelength (m).
 
     Raises:
-        ValueError: No grating, or no guided mode.
+        ValueError: No grating, not the optical stack, or no guided mode.
         RuntimeError: The iteration did not converge.
     """
-    from cqdlaser.geometry.stack import build_stack
-    from cqdlaser.physics.permittivity import region_permittivity
-
     if device.grating is None:
         raise ValueError("bragg_guess needs a device with a [grating]")
+    if stack.kind != "stack" or "cover" not in stack.regions:
+        raise ValueError(
+            f"bragg_guess needs the optical stack mesh (kind 'stack' with a 'cover'), got kind "
+            f"{stack.kind!r} with regions {sorted(stack.regions)}"
+        )
     pol = polarisation or device.optics.polarisation
-    mesh_data = stack if stack is not None else build_stack(device, comm, optical=True)
-    eps = region_permittivity(device, list(mesh_data.regions))
+    eps = region_permittivity(device, list(stack.regions))
     wavelength = device.optics.wavelength
     for _ in range(max_iterations):
-        modes = stack_modes(mesh_data, eps, wavelength, pol, n_modes=2)
+        modes = stack_modes(stack, eps, wavelength, pol, n_modes=2)
         if not modes:
             raise ValueError(
                 f"the stack guides no {pol} mode at {wavelength * 1e9:.1f} nm: no Bragg estimate"
@@ -546,102 +544,3 @@ def band_edge_thermal_shift(
         num = global_sum(fem.form(d_eps * u * u * ufl.dx))
         den = 2.0 * global_sum(fem.form(eps * u * u * ufl.dx))
     return edge.wavelength * num / den
-
-
-@dataclass(frozen=True)
-class SensitivityRow:
-    """One point of :func:`band_edge_sensitivity`.
-
-    Attributes:
-        parameter: The config key changed (``""`` for the baseline).
-        value: Its value.
-        bragg_wavelength: The Bragg estimate n_eff Lambda (m).
-        wavelengths: The band-edge wavelengths (m), ascending.
-        symmetries: Their symmetry labels.
-    """
-
-    parameter: str
-    value: Any
-    bragg_wavelength: float
-    wavelengths: tuple[float, ...]
-    symmetries: tuple[str, ...]
-
-
-def device_with(device: Device, overrides: Sequence[str]) -> Device:
-    """A copy of ``device`` with ``section.key=value`` overrides (as on the command line)."""
-    return device_from_dict(apply_overrides(device_to_dict(device), overrides))
-
-
-def band_edge_sensitivity(
-    device: Device,
-    parameters: Sequence[tuple[str, Any]],
-    *,
-    kind: str = "cross-section",
-    comm: MPI.Comm = MPI.COMM_WORLD,
-    n_bands: int = 2,
-    degree: int = 2,
-    petsc_options: Mapping[str, Any] | None = None,
-) -> list[SensitivityRow]:
-    """Band-edge wavelengths of the device and of variants with one parameter changed each.
-
-    Every row rebuilds the mesh (``kind``: ``"cross-section"``, cheap, or ``"cell"``), the Bragg
-    estimate and the band edges nearest it, in the device's ``optics.polarisation`` unless the
-    parameter is ``optics.polarisation`` itself.
-
-    Args:
-        device: The baseline device (it must have a [grating]).
-        parameters: ``(config key, value)`` pairs, e.g. ``("film.thickness_nm", 60)``,
-            ``("materials.sog.refractive_index", 1.45)``, ``("optics.polarisation", "TM")``.
-        kind: The mesh kind.
-        comm: Communicator of the meshes.
-        n_bands: Band edges per row.
-        degree: Lagrange degree.
-        petsc_options: Options of :func:`band_edges`.
-
-    Returns:
-        The baseline row first, then one row per parameter.
-    """
-    from cqdlaser.geometry.cell import build_cell
-    from cqdlaser.geometry.cross_section import build_cross_section
-    from cqdlaser.physics.permittivity import region_permittivity
-
-    builders = {"cross-section": build_cross_section, "cell": build_cell}
-    if kind not in builders:
-        raise ValueError(f"kind = {kind!r} must be one of {sorted(builders)}")
-    rows = []
-    for key, value in [("", None), *parameters]:
-        variant = device_with(device, [f"{key}={_toml(value)}"]) if key else device
-        assert variant.grating is not None
-        pol = variant.optics.polarisation
-        guess = bragg_guess(variant, comm, polarisation=pol)
-        mesh_data = builders[kind](variant, comm)
-        edges = band_edges(
-            mesh_data,
-            region_permittivity(variant, list(mesh_data.regions)),
-            period=variant.grating.period,
-            wavelength_guess=guess,
-            polarisation=pol,
-            degree=degree,
-            n_bands=n_bands,
-            petsc_options=petsc_options,
-        )
-        rows.append(
-            SensitivityRow(
-                key,
-                value,
-                guess,
-                tuple(e.wavelength for e in edges),
-                tuple(e.symmetry for e in edges),
-            )
-        )
-    return rows
-
-
-def _toml(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple | list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return repr(value)

@@ -279,9 +279,8 @@ def _grating_height(mesh_data: MeshData) -> float:
 
 def homogenised_material(
     device: Device,
-    comm: MPI.Comm = MPI.COMM_WORLD,
+    mesh_data: MeshData,
     *,
-    mesh_data: MeshData | None = None,
     materials: Mapping[str, Material] | None = None,
     element_degree: int = 1,
     petsc_options: Mapping[str, Any] | None = None,
@@ -290,8 +289,7 @@ def homogenised_material(
 
     Args:
         device: The device (it must have a [grating]).
-        comm: Communicator of the cell mesh (used when ``mesh_data`` is None).
-        mesh_data: The thermal cell; default ``build_cell(device, comm, optical=False)``.
+        mesh_data: The device's thermal cell, ``build_cell(device, comm, optical=False)``.
         materials: Region materials; default ``region_materials(device)``.
         element_degree: Lagrange degree of the cell solutions.
         petsc_options: Overrides of the solver options (prefix ``homog_``).
@@ -300,13 +298,17 @@ def homogenised_material(
         A :class:`~physics.materials.Material`: conductivity (k_xx, k_yy, k_zz) from the cell
         problem, density and rho c_p the volume averages over the cell, optical properties as in
         :func:`~physics.materials.homogenised_grating` (volume fraction of the mesh).
+
+    Raises:
+        ValueError: ``mesh_data`` is not a thermal cell.
     """
+    if mesh_data.kind != "cell" or set(mesh_data.regions) != set(CELL_REGIONS):
+        raise ValueError(
+            f"homogenised_material needs the thermal cell (regions {CELL_REGIONS}), got kind "
+            f"{mesh_data.kind!r} with regions {sorted(mesh_data.regions)}"
+        )
     if materials is None:
         materials = region_materials(device)
-    if mesh_data is None:
-        from cqdlaser.geometry.cell import build_cell
-
-        mesh_data = build_cell(device, comm, optical=False)
     k = effective_conductivity(
         mesh_data, materials, element_degree=element_degree, petsc_options=petsc_options
     )

@@ -10,6 +10,9 @@ the measured 643 nm needs a much thinner film above the pillars, or TM.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +22,10 @@ import numpy as np
 from scipy.optimize import brentq
 
 from cqdlaser.geometry.builders import build_mesh
-from cqdlaser.geometry.device import Device
-from cqdlaser.physics.bands import band_edge_sensitivity, band_edges, bragg_guess, device_with
+from cqdlaser.geometry.config import OPTIONAL_SECTIONS
+from cqdlaser.geometry.device import Device, MaterialOverride
+from cqdlaser.geometry.errors import ConfigError
+from cqdlaser.physics.bands import band_edges, bragg_guess
 from cqdlaser.physics.permittivity import region_permittivity
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
@@ -33,7 +38,7 @@ TARGET_NM = 643.0
 
 def edges_of(device: Device, comm: MPI.Comm) -> dict[str, float | None]:
     """Odd (non-radiating) and even band-edge wavelengths (nm) on the 2D cross-section."""
-    guess = bragg_guess(device, comm)
+    guess = bragg_guess(device, build_mesh(device, "stack", comm))
     data = build_mesh(device, "cross-section", comm)
     eps = region_permittivity(device, list(data.regions))
     found = band_edges(
@@ -48,6 +53,118 @@ def edges_of(device: Device, comm: MPI.Comm) -> dict[str, float | None]:
     for e in found:
         out[f"{e.symmetry}_nm"] = e.wavelength * 1e9
     return out
+
+
+def vary(device: Device, key: str, value: Any) -> Device:
+    """A copy of ``device`` with one parameter changed (``dataclasses.replace``, validated as a
+    loaded device is).
+
+    Args:
+        device: The device.
+        key: The parameter as in the TOML file: ``section.key`` (``film.thickness_nm``),
+            ``materials.<name>.key`` (a material override, added if the device has none), or an
+            optional section (``cap``, ``cladding``, ``grating``) with the value False to remove it.
+        value: Its new value (in the key's unit).
+
+    Raises:
+        ConfigError: An unknown section or key, a missing section, or a value out of range.
+    """
+    section, _, rest = key.partition(".")
+    if not rest:
+        if section not in OPTIONAL_SECTIONS or value is not False:
+            raise ConfigError(key, value, f"only an optional section {OPTIONAL_SECTIONS} = false")
+        return dataclasses.replace(device, **{section: None})
+    if section == "materials":
+        name, _, field = rest.partition(".")
+        override = device.materials.get(name, MaterialOverride())
+        materials = {**device.materials, name: _replaced(override, field, value, key)}
+        return dataclasses.replace(device, materials=materials)
+    part = getattr(device, section, None)
+    if not dataclasses.is_dataclass(part):
+        raise ConfigError(key, value, f"the device has no [{section}] section")
+    return dataclasses.replace(device, **{section: _replaced(part, rest, value, key)})
+
+
+def _replaced(part: Any, field: str, value: Any, key: str) -> Any:
+    """``part`` (a section dataclass) with ``field`` set to ``value``."""
+    if field not in {f.name for f in dataclasses.fields(part)}:
+        raise ConfigError(key, value, "unknown key")
+    return dataclasses.replace(part, **{field: value})
+
+
+@dataclass(frozen=True)
+class SensitivityRow:
+    """One point of :func:`band_edge_sensitivity`.
+
+    Attributes:
+        parameter: The config key changed (``""`` for the baseline).
+        value: Its value.
+        bragg_wavelength: The Bragg estimate n_eff Lambda (m).
+        wavelengths: The band-edge wavelengths (m), ascending.
+        symmetries: Their symmetry labels.
+    """
+
+    parameter: str
+    value: Any
+    bragg_wavelength: float
+    wavelengths: tuple[float, ...]
+    symmetries: tuple[str, ...]
+
+
+def band_edge_sensitivity(
+    device: Device,
+    parameters: Sequence[tuple[str, Any]],
+    *,
+    kind: str = "cross-section",
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    n_bands: int = 2,
+    degree: int = 2,
+    petsc_options: Mapping[str, Any] | None = None,
+) -> list[SensitivityRow]:
+    """Band-edge wavelengths of the device and of variants with one parameter changed each.
+
+    Every row builds its meshes (the optical stack and ``kind``: ``"cross-section"``, cheap, or
+    ``"cell"``), the Bragg estimate and the band edges nearest it, in the device's
+    ``optics.polarisation`` unless the parameter is ``optics.polarisation`` itself.
+
+    Args:
+        device: The baseline device (it must have a [grating]).
+        parameters: ``(config key, value)`` pairs (see :func:`vary`), e.g.
+            ``("film.thickness_nm", 60)``, ``("materials.sog.refractive_index", 1.45)``,
+            ``("cap", False)``, ``("optics.polarisation", "TM")``.
+        kind: The mesh kind.
+        comm: Communicator of the meshes.
+        n_bands: Band edges per row.
+        degree: Lagrange degree.
+        petsc_options: Options of :func:`~physics.bands.band_edges`.
+
+    Returns:
+        The baseline row first, then one row per parameter.
+    """
+    if kind not in ("cross-section", "cell"):
+        raise ValueError(f"kind = {kind!r} must be 'cross-section' or 'cell'")
+    rows = []
+    for key, value in [("", None), *parameters]:
+        variant = vary(device, key, value) if key else device
+        assert variant.grating is not None
+        pol = variant.optics.polarisation
+        guess = bragg_guess(variant, build_mesh(variant, "stack", comm), polarisation=pol)
+        mesh_data = build_mesh(variant, kind, comm)
+        edges = band_edges(
+            mesh_data,
+            region_permittivity(variant, list(mesh_data.regions)),
+            period=variant.grating.period,
+            wavelength_guess=guess,
+            polarisation=pol,
+            degree=degree,
+            n_bands=n_bands,
+            petsc_options=petsc_options,
+        )
+        wavelengths = tuple(e.wavelength for e in edges)
+        rows.append(
+            SensitivityRow(key, value, guess, wavelengths, tuple(e.symmetry for e in edges))
+        )
+    return rows
 
 
 def _point(point: tuple[str, float, str, tuple[str, ...]], comm: MPI.Comm) -> dict[str, Any]:
@@ -224,4 +341,4 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
     save_figure(fig, out / "bragg", comm)
 
 
-__all__ = ["device_with", "run"]
+__all__ = ["SensitivityRow", "band_edge_sensitivity", "run", "vary"]

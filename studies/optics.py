@@ -90,7 +90,7 @@ def band_edge_table(
     from cqdlaser.studies.fields import write_band_edge_fields
 
     pol = polarisation or device.optics.polarisation
-    guess = bragg_guess(device, comm, polarisation=pol)
+    guess = bragg_guess(device, build_stack(device, comm, optical=True), polarisation=pol)
     data = build_mesh(device, kind, comm)
     eps = region_permittivity(device, list(data.regions))
     dn_dt = region_dn_dt(device, list(data.regions))

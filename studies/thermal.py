@@ -53,7 +53,8 @@ def heat_materials(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str,
         homogenised_material,
     )
 
-    grating = homogenised_material(device, comm, materials=materials)
+    cell = build_cell(device, comm, optical=False)
+    grating = homogenised_material(device, cell, materials=materials)
     if choice == "constriction":
         stack = build_cell(device, comm, optical=True)
         cell_materials = {name: m for name, m in materials.items() if name != "cover"}

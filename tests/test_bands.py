@@ -12,6 +12,7 @@ follows the measured h^4 convergence (see test_band_edge_converges).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -24,16 +25,16 @@ from cqdlaser.geometry.cell import build_cell
 from cqdlaser.geometry.config import load_device
 from cqdlaser.geometry.cross_section import build_cross_section
 from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.stack import build_stack
 from cqdlaser.physics.bands import (
     BandEdge,
-    band_edge_sensitivity,
     band_edge_thermal_shift,
     band_edges,
     bragg_guess,
-    device_with,
     write_band_edges,
 )
 from cqdlaser.physics.permittivity import region_permittivity
+from cqdlaser.studies.bragg import band_edge_sensitivity
 
 PAPER = Path(__file__).resolve().parent.parent / "studies/configs/paper_inorganic_mgf2.toml"
 # Refinement by mesh.scale alone: the minimum element counts do not bind.
@@ -55,7 +56,7 @@ def solve(dev: Device, kind: str, comm: MPI.Comm, **kwargs: object) -> list[Band
         data,
         region_permittivity(dev, list(data.regions)),
         period=dev.grating.period,
-        wavelength_guess=bragg_guess(dev, comm, polarisation=pol),
+        wavelength_guess=bragg_guess(dev, build_stack(dev, comm, optical=True), polarisation=pol),
         polarisation=pol,
         **kwargs,  # type: ignore[arg-type]
     )
@@ -63,8 +64,9 @@ def solve(dev: Device, kind: str, comm: MPI.Comm, **kwargs: object) -> list[Band
 
 def folded_slab_wavelength(dev: Device, polarisation: str) -> float:
     """lambda = n_eff(lambda) Lambda on a 1D stack 16 times finer than ``dev``'s mesh."""
-    fine = device_with(dev, [f"mesh.scale={dev.mesh.scale / 16}"])
-    return bragg_guess(fine, MPI.COMM_SELF, polarisation=polarisation, rtol=1e-13)
+    fine = dataclasses.replace(dev, mesh=dataclasses.replace(dev.mesh, scale=dev.mesh.scale / 16))
+    stack = build_stack(fine, MPI.COMM_SELF, optical=True)
+    return bragg_guess(fine, stack, polarisation=polarisation, rtol=1e-13)
 
 
 @pytest.mark.parametrize(
@@ -159,12 +161,16 @@ def test_band_edge_converges():
 
 def test_sensitivity_and_output(shared_tmp):
     """A thinner film lowers n_eff: every band edge moves to the blue; the baseline row is the
-    plain solve; the fields are written for ParaView."""
+    plain solve, the varied row that of the device loaded with the changed value; the fields are
+    written for ParaView."""
     dev = device("mesh.scale=2")
     rows = band_edge_sensitivity(dev, [("film.thickness_nm", 60)], n_bands=2)
     assert [r.parameter for r in rows] == ["", "film.thickness_nm"]
     base = [e.wavelength for e in solve(dev, "cross-section", MPI.COMM_WORLD, n_bands=2)]
     assert np.allclose(rows[0].wavelengths, base, rtol=1e-12, atol=0)
+    thin = device("mesh.scale=2", "film.thickness_nm=60")
+    varied = [e.wavelength for e in solve(thin, "cross-section", MPI.COMM_WORLD, n_bands=2)]
+    assert np.allclose(rows[1].wavelengths, varied, rtol=1e-12, atol=0)
     assert all(t < b for t, b in zip(rows[1].wavelengths, rows[0].wavelengths, strict=True))
     assert rows[1].bragg_wavelength < rows[0].bragg_wavelength
     edges = solve(dev, "cross-section", MPI.COMM_WORLD, n_bands=2)
@@ -181,6 +187,9 @@ def test_rejects_bad_input():
         band_edges(data, eps, period=4.3e-7, wavelength_guess=7e-7, polarisation="TM")
     with pytest.raises(KeyError, match="missing"):
         band_edges(data, {"film": 4.0}, period=4.3e-7, wavelength_guess=7e-7)
+    thermal = build_stack(dev, MPI.COMM_WORLD, optical=False)
+    with pytest.raises(ValueError, match="optical stack"):
+        bragg_guess(dev, thermal)
 
 
 @pytest.mark.parametrize("polarisation", ["TE", "TM"])
@@ -191,7 +200,7 @@ def test_thermal_shift_matches_finite_difference(polarisation: str) -> None:
     data = build_cross_section(dev, comm)
     eps = region_permittivity(dev, list(data.regions))
     dn_dt = {"film": 5e-5, "grating_fill": 5e-5, "pillars": 1e-5, "cap": -1e-4}
-    guess = bragg_guess(dev, comm, polarisation=polarisation)
+    guess = bragg_guess(dev, build_stack(dev, comm, optical=True), polarisation=polarisation)
 
     def edges(delta_t: float) -> list[BandEdge]:
         shifted = {

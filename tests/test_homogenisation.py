@@ -138,6 +138,13 @@ def test_mpi_agrees(cells) -> None:
     assert all(np.array_equal(g, gathered[0]) for g in gathered)
 
 
+def test_homogenised_material_needs_the_thermal_cell(stack) -> None:
+    """The optical stack cell is not the cell problem's domain: refused, not homogenised."""
+    device = _device(4.0)
+    with pytest.raises(ValueError, match="thermal cell"):
+        homogenised_material(device, stack)
+
+
 def test_unconverged_cell_solve_names_reason_and_options(cells) -> None:
     """A cell solve stopped after one CG iteration raises the solver error of prefix homog_."""
     materials = region_materials(_device(4.0))
