@@ -215,15 +215,7 @@ def band_edges(
     )
     t2 = time.perf_counter()
     if info is not None:
-        info.update(
-            dofs=V.dofmap.index_map.size_global,
-            reduced_dofs=space.size_global,
-            iterations=solver.getIterationNumber(),
-            converged=solver.getConverged(),
-            assemble_s=t1 - t0,
-            solve_s=t2 - t1,
-            options=run,
-        )
+        info.update(_statistics(V, space, solver, (t1 - t0, t2 - t1), run))
     observables = _Observables.build(mesh_data, V, eps, te, period)
     radiation_limit = max_radiation_share * _outer_padding_share(mesh_data)
     name = ("E_y" if te else "H_y") if mesh_data.mesh.geometry.dim == 2 else "u"
@@ -234,6 +226,25 @@ def band_edges(
         A.destroy()
         B.destroy()
     return _nearest_band_edges(found, wavelength_guess, n_bands, polarisation, degeneracy_rtol)
+
+
+def _statistics(
+    V: fem.FunctionSpace,
+    space: PeriodicSpace,
+    solver: SLEPc.EPS,
+    seconds: tuple[float, float],
+    options: dict[str, Any],
+) -> dict[str, Any]:
+    """The solve statistics of :func:`band_edges` (its ``info``)."""
+    return {
+        "dofs": V.dofmap.index_map.size_global,
+        "reduced_dofs": space.size_global,
+        "iterations": solver.getIterationNumber(),
+        "converged": solver.getConverged(),
+        "assemble_s": seconds[0],
+        "solve_s": seconds[1],
+        "options": options,
+    }
 
 
 def _check_problem(
