@@ -33,18 +33,18 @@ def _entry(module: str, compute: str = "run", plot: str | None = "plot") -> Entr
 
 
 STUDIES: dict[str, Entry] = {
-    "meshes": _entry("meshes", plot=None),
-    "fig1c": _entry("fig1c"),
-    "bragg": _entry("bragg"),
-    "calibration": _entry("calibration"),
-    "fig4b": _entry("fig4", "fig4b", "plot_fig4b"),
-    "fig4c": _entry("fig4", "fig4c", "plot_fig4c"),
-    "fig4d": _entry("fig4", "fig4d", "plot_fig4d"),
-    "sensitivity": _entry("sensitivity"),
-    "diffusion_time": _entry("diffusion_time"),
-    "lasing_duration": _entry("lasing_duration"),
-    "cw_feasibility": _entry("cw_feasibility"),
-    "homogenisation": _entry("homogenisation"),
+    "meshes": _entry("design.meshes", plot=None),
+    "fig1c": _entry("paper.fig1c"),
+    "bragg": _entry("design.bragg"),
+    "calibration": _entry("paper.calibration"),
+    "fig4b": _entry("paper.fig4", "fig4b", "plot_fig4b"),
+    "fig4c": _entry("paper.fig4", "fig4c", "plot_fig4c"),
+    "fig4d": _entry("paper.fig4", "fig4d", "plot_fig4d"),
+    "sensitivity": _entry("paper.sensitivity"),
+    "diffusion_time": _entry("paper.diffusion_time"),
+    "lasing_duration": _entry("design.lasing_duration"),
+    "cw_feasibility": _entry("design.cw_feasibility"),
+    "homogenisation": _entry("design.homogenisation"),
 }
 """Study name -> its compute and plot steps."""
 
@@ -121,7 +121,7 @@ def run_studies(
     for name in expanded:
         results[name] = run_one(name, out / name, quick=quick, comm=comm, figures=figures)
     if "paper" in names:
-        from cqdlaser.studies.report import write_report
+        from cqdlaser.studies.paper.report import write_report
 
         report = write_report(out, out / "validation.md", quick=quick, comm=comm)
         results["report"] = str(report)

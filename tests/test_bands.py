@@ -34,7 +34,7 @@ from cqdlaser.physics.bands import (
     write_band_edges,
 )
 from cqdlaser.physics.permittivity import region_permittivity
-from cqdlaser.studies.bragg import band_edge_sensitivity
+from cqdlaser.studies.design.bragg import band_edge_sensitivity
 
 PAPER = Path(__file__).resolve().parent.parent / "studies/configs/paper_inorganic_mgf2.toml"
 # Refinement by mesh.scale alone: the minimum element counts do not bind.

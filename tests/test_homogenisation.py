@@ -235,7 +235,7 @@ def test_study_quick(study_outputs: Path) -> None:
     """The quick study: files written, resolved within the justified tolerance of the corrected
     homogenised device, much closer to it than to the device without pillars, and the film max
     closer than with the cell problem's k_zz (measured 1.7 % vs 2.6 %)."""
-    from cqdlaser.studies.homogenisation import run
+    from cqdlaser.studies.design.homogenisation import run
 
     comm = MPI.COMM_WORLD
     out = study_outputs / "homogenisation"

@@ -20,7 +20,7 @@ from cqdlaser.physics.heat import HeatProblem
 from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_window
 from cqdlaser.physics.materials import region_materials
 from cqdlaser.physics.multilayer import leaky_te_index
-from cqdlaser.studies import cw_feasibility, lasing_duration
+from cqdlaser.studies.design import cw_feasibility, lasing_duration
 from cqdlaser.studies.optics import stack_mode_table
 from cqdlaser.studies.thermal import heat_mesh
 

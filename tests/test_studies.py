@@ -67,7 +67,7 @@ def test_report_table_and_unexplained_differences(shared_tmp: Path) -> None:
     from mpi4py import MPI
 
     from cqdlaser.studies.output import write_json
-    from cqdlaser.studies.report import row, write_report
+    from cqdlaser.studies.paper.report import row, write_report
 
     good = [row("a time", 70.0, 71.0, "ns"), row("a statement", "qualitative", "yes", "")]
     write_json(shared_tmp / "one" / "one.json", {"validation": good})

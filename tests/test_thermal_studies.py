@@ -14,8 +14,8 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 
-from cqdlaser.studies import calibration as cal
-from cqdlaser.studies import diffusion_time, fig4, sensitivity
+from cqdlaser.studies.paper import calibration as cal
+from cqdlaser.studies.paper import diffusion_time, fig4, sensitivity
 from cqdlaser.studies.sweep import sweep
 
 

@@ -30,7 +30,9 @@ from mpi4py import MPI
 import numpy as np
 
 from cqdlaser.physics.laser import KW_CM2, cw_exponential, threshold_model
-from cqdlaser.studies.calibration import (
+from cqdlaser.studies.common import matplotlib_backend, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.paper.calibration import (
     BASELINE,
     CELSIUS,
     LASER,
@@ -41,8 +43,6 @@ from cqdlaser.studies.calibration import (
     read_rows,
     thermal_device,
 )
-from cqdlaser.studies.common import matplotlib_backend, save_figure
-from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.sweep import sweep
 
 END_S = 5e-6

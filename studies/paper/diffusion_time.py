@@ -34,15 +34,15 @@ from scipy.optimize import brentq
 
 from cqdlaser.physics.heat import HeatProblem, time_grid
 from cqdlaser.physics.materials import region_materials
-from cqdlaser.studies.calibration import (
+from cqdlaser.studies.common import matplotlib_backend, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.paper.calibration import (
     LASER,
     calibrated_heat_fraction,
     default_calibration_path,
     read_rows,
     thermal_device,
 )
-from cqdlaser.studies.common import matplotlib_backend, save_figure
-from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.sweep import sweep
 from cqdlaser.studies.thermal import heat_mesh
 

@@ -36,7 +36,7 @@ grating layer) and alpha_abs its modal loss:
   the guided mode with the substrate replaced by the cladding material (whose Gamma is used).
   Without a cladding they guide no mode: no laser.
 
-Heat fraction: the calibrated one (:func:`~cqdlaser.studies.calibration.study_heat_fraction`).
+Heat fraction: the calibrated one (:func:`~cqdlaser.studies.paper.calibration.study_heat_fraction`).
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ import numpy as np
 from cqdlaser.geometry.device import Device
 from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_exponential
 from cqdlaser.physics.multilayer import leaky_te_index
-from cqdlaser.studies.calibration import study_heat_fraction
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.optics import stack_mode_table
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
+from cqdlaser.studies.paper.calibration import study_heat_fraction
 from cqdlaser.studies.sweep import sweep
 from cqdlaser.studies.thermal import heat_problem
 

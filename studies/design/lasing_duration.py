@@ -15,9 +15,9 @@ t = 0 gives the same history over its first 2.5 us whatever its length, so the d
 paper's 2.5 us pulse is min(duration, 2.5 us), reported too.
 
 Heat: ``pump.heat_fraction`` (the fraction of the incident pump that becomes heat in the film) is
-the calibrated value (:func:`~cqdlaser.studies.calibration.study_heat_fraction`: the calibration of
-the same run, else fitted); the same fraction for both films (the paper compares them at equal
-optical density). Si and Al carry the low-index claddings of their example configs
+the calibrated value (:func:`~cqdlaser.studies.paper.calibration.study_heat_fraction`: the
+calibration of the same run, else fitted); the same fraction for both films (the paper compares
+them at equal optical density). Si and Al carry the low-index claddings of their example configs
 (1000 nm SiO2 and 500 nm MgF2); diamond and SiC are taken bare (thermally; their index exceeds the
 film's, see the ``cw_feasibility`` study for the optics).
 """
@@ -42,9 +42,9 @@ from cqdlaser.physics.laser import (
     lasing_duration,
     threshold_model,
 )
-from cqdlaser.studies.calibration import study_heat_fraction
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
+from cqdlaser.studies.paper.calibration import study_heat_fraction
 from cqdlaser.studies.sweep import sweep
 from cqdlaser.studies.thermal import heat_problem
 
@@ -179,7 +179,7 @@ def run(
         quick: Coarser meshes and time steps.
         comm: Communicator; the cases run in parallel over its ranks.
         heat_fraction: Override the heat fraction (default: the calibration,
-            :func:`~cqdlaser.studies.calibration.study_heat_fraction`).
+            :func:`~cqdlaser.studies.paper.calibration.study_heat_fraction`).
     """
     t0 = time.perf_counter()
     if heat_fraction is None:

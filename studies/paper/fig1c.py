@@ -21,7 +21,7 @@ from cqdlaser.physics.modes import stack_modes
 from cqdlaser.physics.permittivity import region_permittivity
 from cqdlaser.studies.common import matplotlib_backend, paper_device, progress, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
-from cqdlaser.studies.report import row as validation_row
+from cqdlaser.studies.paper.report import row as validation_row
 
 FILMS = {"inorganic": "ase_inorganic_glass", "organic": "ase_organic_glass"}
 WAVELENGTH_NM = 630.0  # where the paper measured the films' indices

@@ -29,7 +29,7 @@ from cqdlaser.physics.bands import band_edges, bragg_guess
 from cqdlaser.physics.permittivity import region_permittivity
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
-from cqdlaser.studies.report import row
+from cqdlaser.studies.paper.report import row
 from cqdlaser.studies.sweep import sweep
 
 CONFIG = "paper_inorganic_mgf2"

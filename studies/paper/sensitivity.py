@@ -30,7 +30,9 @@ from mpi4py import MPI
 import numpy as np
 
 from cqdlaser.physics.materials import region_materials
-from cqdlaser.studies.calibration import (
+from cqdlaser.studies.common import matplotlib_backend, save_figure
+from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.paper.calibration import (
     BASELINE,
     CELSIUS,
     LASER,
@@ -40,8 +42,6 @@ from cqdlaser.studies.calibration import (
     read_rows,
     thermal_device,
 )
-from cqdlaser.studies.common import matplotlib_backend, save_figure
-from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.sweep import sweep
 
 BASE_INTENSITY_KW_CM2 = 50.0
