@@ -10,7 +10,7 @@ from petsc4py import PETSc
 import mpmath
 import numpy as np
 import pytest
-from test_source import structured_mesh
+from conftest import structured_mesh
 
 import ufl
 from dolfinx import fem

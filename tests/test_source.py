@@ -9,10 +9,10 @@ from mpi4py import MPI
 
 import numpy as np
 import pytest
+from conftest import structured_mesh
 
 import ufl
 from dolfinx import fem
-from dolfinx import mesh as dmesh
 
 from cqdlaser.geometry.device import Device, Film, Grating, Optics, Pump, Substrate
 from cqdlaser.geometry.layers import gain_thickness
@@ -28,83 +28,6 @@ from cqdlaser.physics.source import (
 
 SPOT = (30e-6, 50e-6)
 FILM = 120e-9
-
-
-def structured_mesh(
-    comm: MPI.Comm,
-    kind: str,
-    z_nodes: np.ndarray,
-    layers: list[tuple[str, float, float]],
-    lateral_nodes: np.ndarray | None = None,
-    interface: float | None = None,
-) -> MeshData:
-    """A structured interval/quadrilateral/hexahedral mesh with nodes at the given coordinates.
-
-    The vertical axis is the last one; regions are the ``layers`` (name, z_bottom, z_top);
-    boundaries ``bottom``, ``top``, ``interface`` (the plane z = ``interface``), and ``axis``
-    (r = 0) or ``symmetry_x``/``symmetry_y`` (x = 0, y = 0), and ``side`` (the lateral end).
-    """
-    nz = len(z_nodes) - 1
-    if kind == "stack":
-        msh = dmesh.create_interval(comm, nz, [0.0, 1.0])
-    elif kind == "axisymmetric":
-        n = len(lateral_nodes) - 1
-        msh = dmesh.create_rectangle(
-            comm, [[0.0, 0.0], [1.0, 1.0]], [n, nz], dmesh.CellType.quadrilateral
-        )
-    else:
-        n = len(lateral_nodes) - 1
-        msh = dmesh.create_box(
-            comm, [[0.0, 0.0, 0.0], [1.0, 1.0, 1.0]], [n, n, nz], dmesh.CellType.hexahedron
-        )
-    x = msh.geometry.x
-    zaxis = msh.geometry.dim - 1
-    x[:, zaxis] = np.interp(x[:, zaxis], np.linspace(0, 1, nz + 1), z_nodes)
-    for axis in range(zaxis):
-        grid = np.linspace(0, 1, len(lateral_nodes))
-        x[:, axis] = np.interp(x[:, axis], grid, lateral_nodes)
-    tdim = msh.topology.dim
-    imap = msh.topology.index_map(tdim)
-    cells = np.arange(imap.size_local + imap.num_ghosts, dtype=np.int32)
-    mid = dmesh.compute_midpoints(msh, tdim, cells)[:, zaxis]
-    values = np.zeros(len(cells), dtype=np.int32)
-    for i, (_, zb, zt) in enumerate(layers):
-        values[(mid > zb) & (mid < zt)] = i + 1
-    ct = dmesh.meshtags(msh, tdim, cells, values)
-    regions = {name: i + 1 for i, (name, _, _) in enumerate(layers)}
-
-    tol = 1e-9 * (z_nodes[-1] - z_nodes[0])
-    planes: dict[str, list[tuple[int, float]]] = {
-        "bottom": [(zaxis, z_nodes[0])],
-        "top": [(zaxis, z_nodes[-1])],
-    }
-    if interface is not None:
-        planes["interface"] = [(zaxis, interface)]
-    if kind == "axisymmetric":
-        planes["axis"] = [(0, 0.0)]
-    elif kind == "device":
-        planes["symmetry_x"] = [(0, 0.0)]
-        planes["symmetry_y"] = [(1, 0.0)]
-    if kind != "stack":
-        planes["side"] = [(axis, lateral_nodes[-1]) for axis in range(zaxis)]
-    fdim = tdim - 1
-    msh.topology.create_connectivity(fdim, tdim)
-    entities, tags, boundaries = [], [], {}
-    for tag, (name, where) in enumerate(planes.items(), start=1):
-        found = dmesh.locate_entities(
-            msh,
-            fdim,
-            lambda p, where=where: np.any([np.abs(p[a] - c) < tol for a, c in where], axis=0),
-        )
-        entities.append(found)
-        tags.append(np.full(len(found), tag, dtype=np.int32))
-        boundaries[name] = tag
-    entities_all = np.concatenate(entities)
-    order = np.argsort(entities_all)
-    ft = dmesh.meshtags(
-        msh, fdim, entities_all[order].astype(np.int32), np.concatenate(tags)[order]
-    )
-    return MeshData(msh, ct, ft, regions, boundaries, kind)
 
 
 def integral(mesh_data: MeshData, source: HeatSource) -> float:
