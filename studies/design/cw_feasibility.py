@@ -53,7 +53,7 @@ from mpi4py import MPI
 import numpy as np
 
 from cqdlaser.geometry.device import Device
-from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_exponential
+from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_exponential, thermal_resistance
 from cqdlaser.physics.multilayer import leaky_te_index
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.optics import stack_mode_table
@@ -126,14 +126,14 @@ def design_device(design: Design, heat_fraction: float, mesh_scale: float = 1.0)
     )
 
 
-def thermal_resistance(device: Device, comm: MPI.Comm) -> float:
+def device_resistance(device: Device, comm: MPI.Comm) -> float:
     """Steady film maximum rise per unit incident pump, R (K m^2/W), of a linear device."""
     if device.heat.nonlinear:
         raise ValueError("the CW map uses a linear device (heat.nonlinear = false)")
-    problem = heat_problem(device, comm)
-    problem.steady()
-    rise = problem.film_max_temperature() - device.heat.sink_temperature_k
-    return rise / device.pump.intensity
+    with heat_problem(device, comm) as problem:
+        problem.steady()
+        rise = problem.film_max_temperature() - device.heat.sink_temperature_k
+    return thermal_resistance(rise, device.pump.intensity)
 
 
 def lasing_mode(device: Device, comm: MPI.Comm) -> dict[str, Any]:
@@ -199,7 +199,7 @@ def evaluate(
 ) -> dict[str, Any]:
     """Thermal resistance and lasing mode of one design (collective on ``comm``)."""
     device = design_device(design, heat_fraction, mesh_scale)
-    resistance = thermal_resistance(device, comm)
+    resistance = device_resistance(device, comm)
     return {**asdict(design), "thermal_resistance": resistance, **lasing_mode(device, comm)}
 
 

@@ -40,6 +40,7 @@ from cqdlaser.physics.laser import (
     ThresholdModel,
     cw_exponential,
     lasing_duration,
+    thermal_resistance,
     threshold_model,
 )
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
@@ -108,20 +109,22 @@ def response(case: Case, comm: MPI.Comm, heat_fraction: float, quick: bool) -> d
         raise ValueError(
             "lasing_duration scales one transient with the pump: needs a linear device"
         )
-    problem = heat_problem(device, comm)
     intensity = device.pump.intensity
     sink = device.heat.sink_temperature_k
-    history = problem.run(device.pump.pulse)
-    problem.steady()
+    with heat_problem(device, comm) as problem:
+        history = problem.run(device.pump.pulse)
+        problem.steady()
+        steady_rise = problem.film_max_temperature() - sink
+        dofs = int(problem.V.dofmap.index_map.size_global)
     model = threshold_model(device)
     return {
         "times_s": history.times,
         "rise_per_intensity": (history.film_max_temperature - sink) / intensity,
-        "thermal_resistance": (problem.film_max_temperature() - sink) / intensity,
+        "thermal_resistance": thermal_resistance(steady_rise, intensity),
         "threshold": model.threshold,
         "t0": model.t0,
         "sink": sink,
-        "dofs": int(problem.V.dofmap.index_map.size_global),
+        "dofs": dofs,
     }
 
 

@@ -29,7 +29,7 @@ from mpi4py import MPI
 
 import numpy as np
 
-from cqdlaser.physics.laser import KW_CM2, cw_exponential, threshold_model
+from cqdlaser.physics.laser import KW_CM2, cw_exponential, thermal_resistance, threshold_model
 from cqdlaser.studies.common import matplotlib_backend, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.paper.calibration import (
@@ -91,7 +91,7 @@ def evaluate(
     response = film_response(device, comm, end, marks=MARKS_S)
     sink = device.heat.sink_temperature_k
     intensity = device.pump.intensity
-    resistance = (response.steady - sink) / intensity
+    resistance = thermal_resistance(response.steady - sink, intensity)
     model = threshold_model(device)
     cw = cw_exponential(resistance, model, sink)
     row = {
