@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,7 +66,7 @@ from cqdlaser.physics.homogenisation import (
     homogenised_material,
 )
 from cqdlaser.physics.materials import Material, region_materials
-from cqdlaser.physics.source import source_from_device
+from cqdlaser.physics.source import HeatSource, source_from_device
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
 
@@ -250,26 +251,18 @@ def _correction_summary(c: ConstrictionCorrection) -> dict[str, float]:
 
 
 def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
-    """Run the three devices on two mesh levels; write the tables, JSON and figure."""
+    """Run the three devices on two mesh levels; write the tables and JSON."""
     started = time.perf_counter()
     device = reduced_device(quick)
     materials = region_materials(device)
     source = source_from_device(device, materials)
-    s = device.heat
-    times = time_grid(
-        s.end_time,
-        source.waveform.edges(s.end_time),
-        first_step=s.first_step_ns * 1e-9,
-        growth=s.step_growth,
-        max_step=s.max_step_us * 1e-6,
-    )
+    times = _times(device, source)
     runs = {
         "coarse": level_runs(quick, device.mesh.scale, times, comm, bare=True),
         "fine": level_runs(quick, 0.5 * device.mesh.scale, times, comm),
     }
     crossing = device.film.thickness**2 / materials["film"].diffusivity()
     late = times >= QUASI_STEADY * crossing
-    flux = source.heat_fraction * source.intensity  # W/m^2 through the layer, quasi-steady
 
     def worst(a: np.ndarray) -> float:
         return float(np.max(np.abs(a[late])))
@@ -282,52 +275,13 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
         }
         for level, r in runs.items()
     }
-    coarse = runs["coarse"]
-    summary: dict[str, Any] = {}
-    for level, r in runs.items():
-        c = r["correction"]
-        res, cor = r["resolved"], r["corrected"]
-        summary[level] = {
-            "mesh_scale": r["device"].mesh.scale,
-            "k_cell_w_mk": list(r["grating"].thermal_conductivity),
-            "rho_c_j_m3k": r["grating"].volumetric_heat_capacity,
-            **_correction_summary(c),
-            "pillar_fraction_resolved_patch": res["fraction"],
-            "power_ratio_resolved": res["power_ratio"],
-            "power_ratio_homogenised": cor["power_ratio"],
-            "dofs_resolved": res["dofs"],
-            "dofs_homogenised": cor["dofs"],
-            "end_max_rise_resolved_k": float(res["max"][-1]),
-            "end_max_rise_cell_problem_k": float(r["cell_problem"]["max"][-1]),
-            "end_max_rise_corrected_k": float(cor["max"][-1]),
-            "end_mean_rise_resolved_k": float(res["mean"][-1]),
-            "end_mean_rise_cell_problem_k": float(r["cell_problem"]["mean"][-1]),
-            "end_mean_rise_corrected_k": float(cor["mean"][-1]),
-            "difference_max_cell_problem": worst(signed[level][("cell_problem", "max")]),
-            "difference_mean_cell_problem": worst(signed[level][("cell_problem", "mean")]),
-            "difference_max": worst(signed[level][("corrected", "max")]),
-            "difference_mean": worst(signed[level][("corrected", "mean")]),
-            # Ripple: the resolved max over the film top above a pillar, less the same
-            # homogenised (which removes the spot's own lateral profile).
-            "ripple_resolved": (res["excess"] - cor["excess"]) / float(cor["max"][-1]),
-            "ripple_stack_cell": flux * c.ripple / float(cor["max"][-1]),
-        }
-    disc = {
-        kind: worst(signed["coarse"][("corrected", kind)] - signed["fine"][("corrected", kind)])
-        for kind in ("max", "mean")
+    flux = source.heat_fraction * source.intensity  # W/m^2 through the layer, quasi-steady
+    summary: dict[str, Any] = {
+        level: _level_summary(r, signed[level], worst, flux) for level, r in runs.items()
     }
-    ripple = max(abs(summary["coarse"]["ripple_resolved"]), abs(summary["fine"]["ripple_resolved"]))
-    # The correction's own mesh error: the change of R_c between the levels, per film mean.
-    cells = [runs[level]["correction"] for level in LEVELS]
-    disc["correction"] = abs(cells[0].resistance - cells[1].resistance) / min(
-        c.resolved.film_mean for c in cells
-    )
-    shared = 2.0 * disc["correction"]
-    tolerance = {
-        "max": 2.0 * disc["max"] + shared + ripple,
-        "mean": 2.0 * disc["mean"] + shared,
-    }
+    disc, ripple, tolerance = _tolerance(runs, summary, signed, worst)
     c0 = summary["coarse"]
+    coarse = runs["coarse"]
     summary.update(
         {
             "steps": len(times) - 1,
@@ -352,6 +306,89 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
             ),
         }
     )
+    write_csv(out / "homogenisation.csv", _columns(times, runs, signed), comm=comm)
+    meta = provenance(comm, inputs=device_to_dict(device), started=started, quick=quick)
+    write_json(out / "homogenisation.json", {"summary": summary, **meta}, comm=comm)
+    return summary
+
+
+def _times(device: Device, source: HeatSource) -> np.ndarray:
+    """The time levels of the device's ``[heat]`` settings, refined at the pump's edges."""
+    s = device.heat
+    return time_grid(
+        s.end_time,
+        source.waveform.edges(s.end_time),
+        first_step=s.first_step_ns * 1e-9,
+        growth=s.step_growth,
+        max_step=s.max_step_us * 1e-6,
+    )
+
+
+def _level_summary(
+    r: dict[str, Any],
+    signed: dict[tuple[str, str], np.ndarray],
+    worst: Callable[[np.ndarray], float],
+    flux: float,
+) -> dict[str, Any]:
+    """One mesh level: the homogenised material, the rises at the end, the worst differences."""
+    c = r["correction"]
+    res, cor = r["resolved"], r["corrected"]
+    return {
+        "mesh_scale": r["device"].mesh.scale,
+        "k_cell_w_mk": list(r["grating"].thermal_conductivity),
+        "rho_c_j_m3k": r["grating"].volumetric_heat_capacity,
+        **_correction_summary(c),
+        "pillar_fraction_resolved_patch": res["fraction"],
+        "power_ratio_resolved": res["power_ratio"],
+        "power_ratio_homogenised": cor["power_ratio"],
+        "dofs_resolved": res["dofs"],
+        "dofs_homogenised": cor["dofs"],
+        "end_max_rise_resolved_k": float(res["max"][-1]),
+        "end_max_rise_cell_problem_k": float(r["cell_problem"]["max"][-1]),
+        "end_max_rise_corrected_k": float(cor["max"][-1]),
+        "end_mean_rise_resolved_k": float(res["mean"][-1]),
+        "end_mean_rise_cell_problem_k": float(r["cell_problem"]["mean"][-1]),
+        "end_mean_rise_corrected_k": float(cor["mean"][-1]),
+        "difference_max_cell_problem": worst(signed[("cell_problem", "max")]),
+        "difference_mean_cell_problem": worst(signed[("cell_problem", "mean")]),
+        "difference_max": worst(signed[("corrected", "max")]),
+        "difference_mean": worst(signed[("corrected", "mean")]),
+        # Ripple: the resolved max over the film top above a pillar, less the same
+        # homogenised (which removes the spot's own lateral profile).
+        "ripple_resolved": (res["excess"] - cor["excess"]) / float(cor["max"][-1]),
+        "ripple_stack_cell": flux * c.ripple / float(cor["max"][-1]),
+    }
+
+
+def _tolerance(
+    runs: dict[str, dict[str, Any]],
+    summary: dict[str, Any],
+    signed: dict[str, dict[tuple[str, str], np.ndarray]],
+    worst: Callable[[np.ndarray], float],
+) -> tuple[dict[str, float], float, dict[str, float]]:
+    """The measured tolerance of the comparison: twice the discretisation error (the change
+    between the levels), the correction's own mesh error, and the pillar ripple (film max)."""
+    disc = {
+        kind: worst(signed["coarse"][("corrected", kind)] - signed["fine"][("corrected", kind)])
+        for kind in ("max", "mean")
+    }
+    ripple = max(abs(summary["coarse"]["ripple_resolved"]), abs(summary["fine"]["ripple_resolved"]))
+    # The correction's own mesh error: the change of R_c between the levels, per film mean.
+    cells = [runs[level]["correction"] for level in LEVELS]
+    disc["correction"] = abs(cells[0].resistance - cells[1].resistance) / min(
+        c.resolved.film_mean for c in cells
+    )
+    shared = 2.0 * disc["correction"]
+    tolerance = {"max": 2.0 * disc["max"] + shared + ripple, "mean": 2.0 * disc["mean"] + shared}
+    return disc, ripple, tolerance
+
+
+def _columns(
+    times: np.ndarray,
+    runs: dict[str, dict[str, Any]],
+    signed: dict[str, dict[tuple[str, str], np.ndarray]],
+) -> dict[str, Any]:
+    """The columns of homogenisation.csv: every model's rises and differences per level."""
     columns: dict[str, Any] = {"time_s": times}
     for level, r in runs.items():
         for model in ("resolved", "cell_problem", "corrected", "bare"):
@@ -360,16 +397,7 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
                     columns[f"{kind}_rise_{model}_{level}_k"] = r[model][kind]
         for (model, kind), values in signed[level].items():
             columns[f"difference_{kind}_{model}_{level}"] = values
-    write_csv(out / "homogenisation.csv", columns, comm=comm)
-    write_json(
-        out / "homogenisation.json",
-        {
-            "summary": summary,
-            **provenance(comm, inputs=device_to_dict(device), started=started, quick=quick),
-        },
-        comm=comm,
-    )
-    return summary
+    return columns
 
 
 def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
