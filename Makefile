@@ -12,7 +12,7 @@ find_python = $(firstword $(foreach c,python3.13 python3.12 python3 \
 	$(wildcard $(HOME)/.pyenv/versions/3.1[2-9]*/bin/python3), \
 	$(shell command -v $(c) >/dev/null 2>&1 && $(c) -c 'import sys; sys.exit(sys.version_info < (3, 12))' 2>/dev/null && command -v $(c))))
 
-.PHONY: all install run test test-serial test-mpi lint bench clean
+.PHONY: all install run test test-fast test-serial test-mpi lint bench clean
 
 all: install
 
@@ -36,6 +36,9 @@ run: install
 	$(VENV)/bin/cqdlaser run paper --quick --out $(OUT)
 
 test: test-serial test-mpi
+
+test-fast: install
+	$(PY) -m pytest -q -m "not study and not example"
 
 test-serial: install
 	$(PY) -m pytest -q
