@@ -260,7 +260,8 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
     results = {}
     for name in args.study:
         folder = out if name == "paper" else out / name
-        results[name] = api.run_study(name, quick=args.quick, out=folder).to_dict()
+        study = api.run_study(name, quick=args.quick, out=folder, figures=not args.no_figures)
+        results[name] = study.to_dict()
     logger.info("studies written under %s (%.1f s)", out, time.perf_counter() - t0)
     return results
 
@@ -329,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("run", cmd_run)
     p.add_argument("study", nargs="+", help="study names (see cqdlaser list)")
     p.add_argument("--quick", action="store_true", help="coarse meshes and short sweeps")
+    p.add_argument(
+        "--no-figures", action="store_true", help="write the tables only (no PNG/PDF figures)"
+    )
     return parser
 
 

@@ -211,3 +211,17 @@ def test_modes_writes_tables_and_named_fields(shared_tmp: Path) -> None:
         saved = json.loads((shared_tmp / "modes.json").read_text())
         assert [r["n_eff"] for r in saved["modes"]] == list(result.n_eff)
         assert (shared_tmp / "modes.csv").read_text().startswith("polarisation,order,n_eff")
+
+
+@pytest.mark.study
+def test_run_cli_equals_api(capsys: pytest.CaptureFixture[str], shared_tmp: Path) -> None:
+    capsys.readouterr()
+    assert (
+        main(["run", "fig1c", "--quick", "--no-figures", "--json", "--out", str(shared_tmp)]) == 0
+    )
+    out = capsys.readouterr().out
+    cli = json.loads(MPI.COMM_WORLD.bcast(out if MPI.COMM_WORLD.rank == 0 else None, root=0))
+    api = cqdlaser.run_study("fig1c", quick=True, out=shared_tmp / "api", figures=False)
+    _same(cli["fig1c"], _doc(api))
+    assert api.summary["gamma_inorganic_120nm"] == pytest.approx(0.54, abs=0.01)
+    assert not list((shared_tmp / "api").glob("*.png"))
