@@ -9,9 +9,14 @@ Cases (the paper device, ``studies/configs/paper_inorganic_mgf2.toml``, with ``-
   and 4x the DOFs (mesh.scale 1, 0.5, 0.25 in r-z; 2, 1.25, 0.75 in 3D), over ``--refine-us``.
 
 Each case runs in a fresh ``mpirun -n N`` process per rank count (``--ranks 1,2``), so that peak
-memory is its own (``ru_maxrss``: the largest rank's and the sum over ranks). Setup is the mesh and
-the assembly; "solve" is the time stepping only; "pc" the number of preconditioner builds (LU
-factorisations for MUMPS); "load" the 1-minute load average of the machine after the run (the
+memory is its own (``ru_maxrss``: the largest rank's and the sum over ranks) and so are the
+library's timers. A run is one call of the public API, ``cqdlaser.heat(device)``; its result gives
+the DOFs, steps and solver statistics (solver, Krylov iterations per step and at most, "pc" the
+number of preconditioner builds: LU factorisations for MUMPS). Seconds are the library's named
+``dolfinx.common.Timer``s read with ``dolfinx.common.timing`` (the slowest rank's): "mesh" is Gmsh
+and the distribution of the mesh (``GMSH_TIMER``), "setup" that plus the heat problem's set-up
+(``HEAT_SETUP_TIMER``: forms, matrices, solvers), "solve" the time stepping only
+(``HEAT_RUN_TIMER``). "load" is the 1-minute load average of the machine after the run (the
 machine may be shared). Timings are printed, never asserted.
 
     .venv/bin/python benchmarks/bench_heat.py
@@ -26,7 +31,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,57 +42,53 @@ REFINE_SCALES = {"axisymmetric": (1.0, 0.5, 0.25), "device": (2.0, 1.25, 0.75)}
 """mesh.scale of the refinement series: about 1x, 2x and 4x the DOFs."""
 
 
+def _seconds(timer: str) -> float:
+    """Total wall seconds of a named dolfinx Timer on this rank (0 where it never ran here)."""
+    import dolfinx.common
+
+    try:
+        return dolfinx.common.timing(timer)[1].total_seconds()
+    except RuntimeError:
+        return 0.0
+
+
 def run_one(case: str, overrides: list[str], end_us: float, resolved: bool) -> dict[str, Any]:
     """One heat run in this (MPI) process: the row of the table (rank 0's view, reduced)."""
     from mpi4py import MPI
 
-    import cqdlaser.geometry  # noqa: F401  (orders the DOLFINx imports)
-    from cqdlaser.geometry.axisymmetric import build_axisymmetric
-    from cqdlaser.geometry.config import load_device
-    from cqdlaser.geometry.device_mesh import build_device
-    from cqdlaser.physics.heat import HeatProblem
-    from cqdlaser.physics.materials import region_materials
+    import cqdlaser
+    from cqdlaser.geometry.builders import GMSH_TIMER
+    from cqdlaser.physics.heat import HEAT_RUN_TIMER, HEAT_SETUP_TIMER
 
     comm = MPI.COMM_WORLD
     kind = "axisymmetric" if case == "axisymmetric" else "device"
-    device = load_device(
-        PAPER_CONFIG, [f"heat.end_time_us={end_us}", f"heat.mesh={kind}", *overrides]
-    )
-    comm.barrier()
-    start = time.perf_counter()
-    if kind == "axisymmetric":
-        mesh_data = build_axisymmetric(device, comm)
-    else:
-        mesh_data = build_device(device, comm, resolved=resolved)
-    mesh_s = time.perf_counter() - start
-    problem = HeatProblem.from_device(device, mesh_data, region_materials(device))
-    comm.barrier()
-    setup_s = time.perf_counter() - start
-    t0 = time.perf_counter()
-    history = problem.run(device.heat.end_time)
-    comm.barrier()
-    solve_s = time.perf_counter() - t0
-    iterations = problem.krylov_iterations
-    steps = len(history.times) - 1
-    dofs = int(problem.V.dofmap.index_map.size_global)
+    settings = [f"heat.end_time_us={end_us}", f"heat.mesh={kind}"]
+    if resolved:
+        settings.append("heat.grating_model=resolved")
+    device = cqdlaser.load_device(PAPER_CONFIG, [*settings, *overrides])
+    result = cqdlaser.heat(device, comm=comm)
+    # Gmsh runs on rank 0 and its timer holds the distribution of the mesh: the slowest rank's.
+    mesh_s = comm.allreduce(_seconds(GMSH_TIMER), op=MPI.MAX)
+    setup_s = mesh_s + comm.allreduce(_seconds(HEAT_SETUP_TIMER), op=MPI.MAX)
+    solve_s = comm.allreduce(_seconds(HEAT_RUN_TIMER), op=MPI.MAX)
+    steps = result.steps or 0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-    solver = "mumps" if problem._options.get("pc_factor_mat_solver_type") == "mumps" else "cg+gamg"
     return {
         "case": case,
         "ranks": comm.size,
-        "dofs": dofs,
+        "dofs": result.dofs,
         "steps": steps,
-        "solver": solver,
-        "its_per_step": sum(iterations) / max(len(iterations), 1),
-        "its_max": max(iterations, default=0),
-        "pc_builds": problem.preconditioner_builds,
-        "mesh_s": comm.allreduce(mesh_s, op=MPI.MAX),
-        "setup_s": comm.allreduce(setup_s, op=MPI.MAX),
-        "solve_s": comm.allreduce(solve_s, op=MPI.MAX),
-        "us_per_dof_step": 1e6 * solve_s / (dofs * steps),
+        "solver": result.linear_solver,
+        "its_per_step": result.krylov_iterations_per_step or 0.0,
+        "its_max": result.krylov_iterations_max or 0,
+        "pc_builds": result.preconditioner_builds or 0,
+        "mesh_s": mesh_s,
+        "setup_s": setup_s,
+        "solve_s": solve_s,
+        "us_per_dof_step": 1e6 * solve_s / (result.dofs * max(steps, 1)),
         "peak_mib_max": comm.allreduce(peak, op=MPI.MAX),
         "peak_mib_sum": comm.allreduce(peak, op=MPI.SUM),
-        "end_film_max_k": float(history.film_max_temperature[-1]),
+        "end_film_max_k": float(result.film_max_temperature_k[-1]),
         "load": os.getloadavg()[0],
         "overrides": overrides,
     }

@@ -68,6 +68,13 @@ equations at the sink's degrees of freedom, and ``out_top`` the heat through a c
 both integrated in time by the rectangle rule on backward-Euler steps (then
 ``in = stored + out + out_top`` holds to solver tolerance) and by the trapezoidal rule on BDF2
 steps (then it holds to the scheme's second-order accuracy).
+
+Timers (``dolfinx.common.Timer``, per rank; read them with ``dolfinx.common.timing(name)``):
+:data:`HEAT_SETUP_TIMER` (the set-up in :class:`HeatProblem`'s constructor: forms, matrices,
+solvers), :data:`HEAT_RUN_TIMER` (the time stepping of :meth:`HeatProblem.run`, callbacks
+included) and :data:`HEAT_STEADY_TIMER` (:meth:`HeatProblem.steady`). The solver statistics are
+attributes of the problem: ``linear_solver`` (``"mumps"``, ``"cg+gamg"``), ``krylov_iterations``
+and ``preconditioner_builds``.
 """
 
 from __future__ import annotations
@@ -99,6 +106,13 @@ logger = logging.getLogger(__name__)
 
 REFERENCE_TEMPERATURE = 295.0
 """Temperature (K) at which the conductivities hold; ``k(T) = k (T / 295 K)^n``."""
+
+HEAT_SETUP_TIMER = "cqdlaser: heat set-up"
+"""Timer of :class:`HeatProblem`'s set-up (forms, matrices, solvers, bookkeeping)."""
+HEAT_RUN_TIMER = "cqdlaser: heat time stepping"
+"""Timer of the time stepping of :meth:`HeatProblem.run` (its callbacks included)."""
+HEAT_STEADY_TIMER = "cqdlaser: heat steady state"
+"""Timer of a steady solve, :meth:`HeatProblem.steady`."""
 
 SCHEMES = ("bdf2", "backward-euler")
 SINKS = ("bottom", "side")
@@ -365,6 +379,16 @@ def _vertical_axes(kind: str, gdim: int) -> tuple[int, ...]:
     return {1: (2,), 2: (0, 2), 3: (0, 1, 2)}[gdim]
 
 
+def _solver_name(ksp: PETSc.KSP) -> str:
+    """The linear solver of a configured KSP: the factorisation package of an LU/Cholesky
+    preconditioner (``"mumps"``), else ``"<ksp type>+<pc type>"`` (``"cg+gamg"``)."""
+    pc = ksp.getPC()
+    pc_type = str(pc.getType())
+    if pc_type in ("lu", "cholesky"):
+        return str(pc.getFactorSolverType() or pc_type)
+    return f"{ksp.getType()}+{pc_type}"
+
+
 def _drop_zeros(matrix: PETSc.Mat) -> PETSc.Mat:
     """A copy of an assembled AIJ matrix without its stored zeros (the diagonal is kept)."""
     indptr, columns, values = matrix.getValuesCSR()
@@ -399,7 +423,11 @@ class HeatProblem:
         V: The Lagrange space of ``u``.
         petsc_options_prefix: Options prefix of the linear solver; the Newton solver's is this
             followed by ``snes_``.
-        krylov_iterations: Iterations of every linear solve so far (1 per MUMPS solve).
+        linear_solver: The linear solver in effect, ``"mumps"`` (or another LU/Cholesky
+            package) for a direct solver, else ``"<ksp>+<pc>"`` (``"cg+gamg"``); for Newton, that
+            of its steps.
+        krylov_iterations: Iterations of every linear solve so far (1 per MUMPS solve; none are
+            recorded for Newton solves).
         preconditioner_builds: Number of preconditioner set-ups (factorisations for MUMPS).
     """
 
@@ -432,27 +460,28 @@ class HeatProblem:
         self.comm: MPI.Comm = mesh_data.mesh.comm
         self.petsc_options_prefix = petsc_options_prefix
         self._petsc_objects: list[Any] = []
-        sinks = self._check_inputs(materials)
-        self._create_function_space(initial)
-        self._create_sink_condition(sinks)
-        self._define_materials(materials)
-        self._define_top()
-        spot = self._define_source()
-        self._create_monitors(spot)
-        residual, mass, capacity = self._define_forms()
-        self._create_storage_matrix(mass, capacity)
-        self._create_work_vectors()
-        direct = self._use_direct_solver()
-        if self.nonlinear:
-            self._create_nonlinear_solver(residual, direct)
-        else:
-            self._create_linear_solver(mass, direct)
-        self._create_energy_bookkeeping()
+        with dolfinx.common.Timer(HEAT_SETUP_TIMER):
+            sinks = self._check_inputs(materials)
+            self._create_function_space(initial)
+            self._create_sink_condition(sinks)
+            self._define_materials(materials)
+            self._define_top()
+            spot = self._define_source()
+            self._create_monitors(spot)
+            residual, mass, capacity = self._define_forms()
+            self._create_storage_matrix(mass, capacity)
+            self._create_work_vectors()
+            direct = self._use_direct_solver()
+            if self.nonlinear:
+                self._create_nonlinear_solver(residual, direct)
+            else:
+                self._create_linear_solver(mass, direct)
+            self._create_energy_bookkeeping()
         logger.debug(
             "heat problem: %d unknowns, %s, %s solver",
             self._size,
             "nonlinear" if self.nonlinear else "linear",
-            "MUMPS" if direct else "CG",
+            self.linear_solver,
         )
 
     @classmethod
@@ -717,6 +746,7 @@ class HeatProblem:
         self._snes.setFunction(self._snes_residual, self._b)
         self._snes.setJacobian(self._snes_jacobian, self._J)
         configure(self._snes, self._snes_prefix, self._options)
+        self.linear_solver = _solver_name(self._snes.getKSP())
 
     @property
     def _snes_prefix(self) -> str:
@@ -814,6 +844,7 @@ class HeatProblem:
         self._ksp = self._own(PETSc.KSP().create(self.comm))
         self._ksp.setOperators(self._A, self._A if self._P is None else self._P)
         configure(self._ksp, self.petsc_options_prefix, self._options)
+        self.linear_solver = _solver_name(self._ksp)
         # Without Krylov iterations (LU) a kept factorisation would give wrong answers.
         self._reuse = self._ksp.getType() != PETSc.KSP.Type.PREONLY
         self._ksp.getPC().setReusePreconditioner(True)
@@ -1156,14 +1187,15 @@ class HeatProblem:
         edge_set = np.asarray(edges)
         start = (self.energy_in, self.stored_energy(), self.energy_out, self.energy_out_top)
         records = [self._record(start)]
-        for i in range(1, len(times)):
-            near = np.abs(edge_set - times[i - 1]) < 1e-12 * scale
-            restart = bool(np.any(near))
-            self.step(times[i] - times[i - 1], restart=restart)
-            self.t.value = times[i]
-            records.append(self._record(start))
-            if callback is not None:
-                callback(self)
+        with dolfinx.common.Timer(HEAT_RUN_TIMER):
+            for i in range(1, len(times)):
+                near = np.abs(edge_set - times[i - 1]) < 1e-12 * scale
+                restart = bool(np.any(near))
+                self.step(times[i] - times[i - 1], restart=restart)
+                self.t.value = times[i]
+                records.append(self._record(start))
+                if callback is not None:
+                    callback(self)
         data = np.asarray(records)
         return HeatHistory(
             times=times.copy(),
@@ -1199,7 +1231,8 @@ class HeatProblem:
             c.value = 0.0
         self._factor.value = factor
         try:
-            self._solve()
+            with dolfinx.common.Timer(HEAT_STEADY_TIMER):
+                self._solve()
         finally:
             for c, value in zip(self._c, saved, strict=True):
                 c.value = value

@@ -58,6 +58,11 @@ Heat capacity is the volume average ``<rho c_p>_Y``. The volume fraction is take
 Solver: prefix ``homog_``, MUMPS LU where PETSc has it (else CG + GAMG), options in
 :data:`DEFAULT_HOMOG_OPTIONS` / :data:`DEFAULT_HOMOG_ITERATIVE_OPTIONS`, overridable; the
 converged reason is checked.
+
+Timers (``dolfinx.common.Timer``, per rank; read them with ``dolfinx.common.timing(name)``):
+:data:`HOMOGENISATION_CELL_TIMER` (the cell problem of :func:`effective_conductivity`: assembly
+and its three solves) and :data:`HOMOGENISATION_STACK_TIMER` (each stack-cell solve of
+:func:`stack_response`, two or more per :func:`constriction_correction`).
 """
 
 from __future__ import annotations
@@ -108,6 +113,11 @@ DEFAULT_HOMOG_ITERATIVE_OPTIONS: dict[str, Any] = {
 
 PREFIX = "homog_"
 CELL_REGIONS = ("pillars", "grating_fill")
+
+HOMOGENISATION_CELL_TIMER = "cqdlaser: homogenisation cell problem"
+"""Timer of the cell problem of :func:`effective_conductivity` (assembly and three solves)."""
+HOMOGENISATION_STACK_TIMER = "cqdlaser: homogenisation stack cell"
+"""Timer of a stack-cell solve, :func:`stack_response` (assembly and solve)."""
 
 
 def _solve_reduced(
@@ -196,23 +206,24 @@ def effective_conductivity(
     if missing:
         raise KeyError(f"no material for cell regions {missing} (given: {sorted(materials)})")
     scalar = dolfinx.default_scalar_type
-    V = fem.functionspace(mesh_data.mesh, ("Lagrange", element_degree))
-    conductivity = {
-        tag: _tensor(materials[name], scalar) for name, tag in mesh_data.regions.items()
-    }
-    cell = _CellProblem.build(V, mesh_data, conductivity, _options(petsc_options))
-    height = _grating_height(mesh_data)
-    in_plane = _pinned_space(V, mesh_data)
-    through = periodic_space_from_mesh(V, mesh_data, dirichlet=("top", "bottom"))
-    try:
-        k_xx = cell.flux_average(0, (1.0, 0.0, 0.0), in_plane)
-        k_yy = cell.flux_average(1, (0.0, 1.0, 0.0), in_plane)
-        # Unit temperature difference across the layer: grad(z/H) = e_z/H, flux times H.
-        k_zz = height * cell.flux_average(2, (0.0, 0.0, 1.0 / height), through)
-    finally:
-        cell.A.destroy()
-        in_plane.P.destroy()
-        through.P.destroy()
+    with dolfinx.common.Timer(HOMOGENISATION_CELL_TIMER):
+        V = fem.functionspace(mesh_data.mesh, ("Lagrange", element_degree))
+        conductivity = {
+            tag: _tensor(materials[name], scalar) for name, tag in mesh_data.regions.items()
+        }
+        cell = _CellProblem.build(V, mesh_data, conductivity, _options(petsc_options))
+        height = _grating_height(mesh_data)
+        in_plane = _pinned_space(V, mesh_data)
+        through = periodic_space_from_mesh(V, mesh_data, dirichlet=("top", "bottom"))
+        try:
+            k_xx = cell.flux_average(0, (1.0, 0.0, 0.0), in_plane)
+            k_yy = cell.flux_average(1, (0.0, 1.0, 0.0), in_plane)
+            # Unit temperature difference across the layer: grad(z/H) = e_z/H, flux times H.
+            k_zz = height * cell.flux_average(2, (0.0, 0.0, 1.0 / height), through)
+        finally:
+            cell.A.destroy()
+            in_plane.P.destroy()
+            through.P.destroy()
     return (k_xx, k_yy, k_zz)
 
 
@@ -433,18 +444,21 @@ def stack_response(
     missing = [name for name in solved if name not in materials]
     if missing:
         raise KeyError(f"no material for stack regions {missing} (given: {sorted(materials)})")
-    V = fem.functionspace(mesh_data.mesh, ("Lagrange", element_degree))
-    volumes = mesh_data.region_measures()
-    A, b = _stack_system(V, mesh_data, materials, source_fractions, solved, volumes)
-    bottom = boundary_dofs(V, mesh_data, ["bottom"])
-    fixed = np.unique(np.concatenate([bottom, _untouched_dofs(V, mesh_data, solved)]))
-    pairs = periodic_pairs(mesh_data)
-    space = periodic_space(V, mesh_data.facet_tags, pairs, dirichlet_dofs=fixed.astype(np.int32))
-    try:
-        T = _solve_reduced(space, A, b, _options(petsc_options))
-    finally:
-        for obj in (b, A, space.P):
-            obj.destroy()
+    with dolfinx.common.Timer(HOMOGENISATION_STACK_TIMER):
+        V = fem.functionspace(mesh_data.mesh, ("Lagrange", element_degree))
+        volumes = mesh_data.region_measures()
+        A, b = _stack_system(V, mesh_data, materials, source_fractions, solved, volumes)
+        bottom = boundary_dofs(V, mesh_data, ["bottom"])
+        fixed = np.unique(np.concatenate([bottom, _untouched_dofs(V, mesh_data, solved)]))
+        pairs = periodic_pairs(mesh_data)
+        space = periodic_space(
+            V, mesh_data.facet_tags, pairs, dirichlet_dofs=fixed.astype(np.int32)
+        )
+        try:
+            T = _solve_reduced(space, A, b, _options(petsc_options))
+        finally:
+            for obj in (b, A, space.P):
+                obj.destroy()
     film = mesh_data.region("film")
     dofs = np.unique(V.dofmap.list[mesh_data.cell_tags.find(film)].ravel())
     return StackResponse(

@@ -52,6 +52,9 @@ TM, the same fraction of :math:`|\mathbf E|^2 = |E_x|^2 + |E_z|^2` with :math:`\
 The group index (non-dispersive materials), by the Hellmann-Feynman theorem in :math:`k_0^2`:
 TE :math:`n_g = \int\varepsilon_\parallel|E|^2/(N\int|E|^2)`; TM :math:`n_g = \int|H|^2/(N\int
 |H|^2/\varepsilon_\perp)`.
+
+Timer (``dolfinx.common.Timer``, per rank; read it with ``dolfinx.common.timing(name)``):
+:data:`STACK_MODES_TIMER`, every :func:`stack_modes` call (assembly, eigensolve, mode integrals).
 """
 
 from __future__ import annotations
@@ -77,6 +80,9 @@ from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
 from cqdlaser.physics.source import CQD_FRACTIONS, cqd_fraction
 
 OPTIONS_PREFIX = "modes_stack_"
+
+STACK_MODES_TIMER = "cqdlaser: stack modes"
+"""Timer of :func:`stack_modes`: operators, eigensolve and the mode integrals."""
 
 DEFAULT_STACK_EPS_OPTIONS: dict[str, Any] = {
     "eps_type": "krylovschur",
@@ -326,25 +332,26 @@ def stack_modes(
     eps_r = _resolve_permittivity(mesh_data, permittivity)
     te = polarisation == "TE"
     k0 = 2.0 * math.pi / wavelength
-    V = fem.functionspace(mesh_data.mesh, ("Lagrange", degree))
-    eps_par = region_function(mesh_data, {n: e[0].real for n, e in eps_r.items()})
-    eps_perp = region_function(mesh_data, {n: e[1].real for n, e in eps_r.items()})
-    inv_k02 = fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0 / k0**2))
-    A, B = _stack_operators(mesh_data, V, eps_par, eps_perp, inv_k02, te)
-    try:
-        found = _guided_eigenvectors(
-            A, B, mesh_data, eps_r, te, n_modes, _solver_options(petsc_options)
-        )
-    finally:
-        A.destroy()
-        B.destroy()
-    integrals = _ModeIntegrals.build(mesh_data, V, eps_par, eps_perp, inv_k02, te)
-    modes = [
-        integrals.mode(value, vector, eps_r, polarisation, order, wavelength)
-        for order, (value, vector) in enumerate(found[:n_modes])
-    ]
-    for _, vector in found:
-        vector.destroy()
+    with dolfinx.common.Timer(STACK_MODES_TIMER):
+        V = fem.functionspace(mesh_data.mesh, ("Lagrange", degree))
+        eps_par = region_function(mesh_data, {n: e[0].real for n, e in eps_r.items()})
+        eps_perp = region_function(mesh_data, {n: e[1].real for n, e in eps_r.items()})
+        inv_k02 = fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0 / k0**2))
+        A, B = _stack_operators(mesh_data, V, eps_par, eps_perp, inv_k02, te)
+        try:
+            found = _guided_eigenvectors(
+                A, B, mesh_data, eps_r, te, n_modes, _solver_options(petsc_options)
+            )
+        finally:
+            A.destroy()
+            B.destroy()
+        integrals = _ModeIntegrals.build(mesh_data, V, eps_par, eps_perp, inv_k02, te)
+        modes = [
+            integrals.mode(value, vector, eps_r, polarisation, order, wavelength)
+            for order, (value, vector) in enumerate(found[:n_modes])
+        ]
+        for _, vector in found:
+            vector.destroy()
     return modes
 
 

@@ -137,6 +137,11 @@ class HeatResult(_Result):
     Transient runs fill ``times_s`` and the temperature histories (K); steady runs fill the
     ``steady_*`` values and ``thermal_resistance_k_cm2_per_kw`` (steady film-maximum rise per unit
     pump intensity).
+
+    Solver statistics: ``linear_solver`` names the linear solver (``"mumps"``, ``"cg+gamg"``);
+    transient runs also give ``krylov_iterations_per_step`` (mean) and ``krylov_iterations_max``
+    over the steps and ``preconditioner_builds`` (factorisations for MUMPS); all three None when
+    the steps are Newton solves (``heat.nonlinear``), which record none.
     """
 
     steady: bool
@@ -156,6 +161,10 @@ class HeatResult(_Result):
     steady_film_mean_spot_temperature_k: float | None = None
     steady_interface_temperature_k: float | None = None
     thermal_resistance_k_cm2_per_kw: float | None = None
+    linear_solver: str | None = None
+    krylov_iterations_per_step: float | None = None
+    krylov_iterations_max: int | None = None
+    preconditioner_builds: int | None = None
     wall_time_s: float = 0.0
     mpi_size: int = 1
     out: str | None = None
@@ -173,6 +182,10 @@ class HeatResult(_Result):
             "steady_film_mean_spot_temperature_k",
             "steady_interface_temperature_k",
             "thermal_resistance_k_cm2_per_kw",
+            "linear_solver",
+            "krylov_iterations_per_step",
+            "krylov_iterations_max",
+            "preconditioner_builds",
         }
     )
 

@@ -153,11 +153,13 @@ def run_heat(
 def _run_summary(
     device: Device, problem: HeatProblem, materials: dict[str, Material]
 ) -> dict[str, Any]:
-    """What a heat run reports whether steady or transient: mesh, DOFs, source, sink."""
+    """What a heat run reports whether steady or transient: mesh, DOFs, linear solver, source,
+    sink."""
     grating = None if device.grating is None else materials["grating"].thermal_conductivity
     return {
         "mesh": device.heat.mesh,
         "dofs": int(problem.V.dofmap.index_map.size_global),
+        "linear_solver": problem.linear_solver,
         "heat_fraction": problem.source.heat_fraction,
         "absorbed_power_w": problem.source.power,
         "sink_temperature_k": device.heat.sink_temperature_k,
@@ -192,7 +194,8 @@ def _transient(
     progress: bool,
 ) -> dict[str, Any]:
     """The transient to ``heat.end_time_us`` on steps refined at the pump's edges, with
-    temperature snapshots and heat.csv written into ``out``."""
+    temperature snapshots and heat.csv written into ``out``, and the solver statistics of the
+    steps."""
     end = device.heat.end_time
     s = problem.settings
     times = time_grid(
@@ -226,8 +229,13 @@ def _transient(
             writer.close()
     if out is not None:
         write_csv(out / "heat.csv", history_columns(history), comm=problem.comm)
+    # One linear solve a step; Newton steps record no statistics (then None).
+    iterations = problem.krylov_iterations
     return {
         "steps": len(times) - 1,
+        "krylov_iterations_per_step": sum(iterations) / len(iterations) if iterations else None,
+        "krylov_iterations_max": max(iterations) if iterations else None,
+        "preconditioner_builds": problem.preconditioner_builds if iterations else None,
         "times_s": history.times,
         "film_max_temperature_k": history.film_max_temperature,
         "film_mean_spot_temperature_k": history.film_mean_temperature,
