@@ -489,24 +489,25 @@ class HeatProblem:
         cls,
         device: Device,
         mesh_data: MeshData,
-        materials: Mapping[str, Any] | None = None,
+        materials: Mapping[str, Any],
         *,
         petsc_options_prefix: str = "heat_",
         **overrides: Any,
     ) -> HeatProblem:
-        """The heat problem of a device on one of its meshes.
+        """The heat problem of a device on one of its meshes, with the materials given.
+
+        The materials are an argument, not derived here: the homogenised grating's conductivity
+        depends on ``heat.grating_conductivity`` through cell problems on meshes of their own,
+        which the composition layer builds (``cqdlaser.heat_problem(device)`` composes mesh,
+        materials and this problem as ``cqdlaser heat`` does).
 
         Args:
             device: The device description (``[pump]`` and ``[heat]`` are used).
             mesh_data: A ``stack`` (thermal), ``axisymmetric`` or ``device`` mesh of it.
-            materials: Region name -> material (default: ``region_materials(device)``).
+            materials: Region name -> material.
             petsc_options_prefix: Options prefix of the solvers (see :class:`HeatProblem`).
             overrides: ``HeatSettings`` fields to override.
         """
-        if materials is None:
-            from cqdlaser.physics.materials import region_materials
-
-            materials = region_materials(device)
         return cls(
             mesh_data,
             materials,

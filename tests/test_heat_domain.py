@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from cqdlaser.geometry.config import load_device
-from cqdlaser.physics.heat import HeatProblem
-from cqdlaser.studies.thermal import heat_mesh
+from cqdlaser.studies.thermal import heat_problem
 
 PAPER = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
 BASE = ["pump.heat_fraction=0.1", "pump.pulse_ns=1e9", "heat.mesh=axisymmetric"]
@@ -18,7 +17,7 @@ BASE = ["pump.heat_fraction=0.1", "pump.pulse_ns=1e9", "heat.mesh=axisymmetric"]
 
 def _film_history(extra: list[str]) -> tuple[np.ndarray, float]:
     device = load_device(PAPER, BASE + extra)
-    problem = HeatProblem.from_device(device, heat_mesh(device))
+    problem = heat_problem(device)
     history = problem.run(100e-6)
     probes = np.interp([2e-6, 10e-6, 100e-6], history.times, history.film_max_temperature)
     problem.steady()

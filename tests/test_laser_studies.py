@@ -16,13 +16,11 @@ from mpi4py import MPI
 import numpy as np
 import pytest
 
-from cqdlaser.physics.heat import HeatProblem
 from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_window
-from cqdlaser.physics.materials import region_materials
 from cqdlaser.physics.multilayer import leaky_te_index
 from cqdlaser.studies.design import cw_feasibility, lasing_duration
 from cqdlaser.studies.optics import stack_mode_table
-from cqdlaser.studies.thermal import heat_mesh
+from cqdlaser.studies.thermal import heat_problem
 
 ETA = 0.10  # heat fraction, fixed here whatever the calibration says
 
@@ -94,7 +92,7 @@ def test_lasing_duration_scaling_is_exact() -> None:
     device = dataclasses.replace(
         device, pump=dataclasses.replace(device.pump, intensity_kw_cm2=150.0)
     )
-    problem = HeatProblem.from_device(device, heat_mesh(device, comm), region_materials(device))
+    problem = heat_problem(device, comm)
     history = problem.run(device.pump.pulse)
     rise = (history.film_max_temperature - 295.0) / device.pump.intensity
     assert np.allclose(history.times, resp["times_s"], rtol=1e-14)

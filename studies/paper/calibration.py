@@ -47,7 +47,7 @@ from cqdlaser.physics.source import absorbed_fraction, heat_fraction
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.sweep import sweep
-from cqdlaser.studies.thermal import heat_mesh
+from cqdlaser.studies.thermal import heat_materials, heat_mesh
 
 LASER = "paper_inorganic_mgf2"
 ORGANIC = "paper_organic_mgf2"
@@ -178,7 +178,7 @@ def film_response(
         mesh_data: A mesh of the device's geometry to reuse (default: build one).
     """
     mesh_data = heat_mesh(device, comm) if mesh_data is None else mesh_data
-    problem = HeatProblem.from_device(device, mesh_data, region_materials(device))
+    problem = HeatProblem.from_device(device, mesh_data, heat_materials(device, comm))
     s = problem.settings
     edges = {*problem.source.waveform.edges(end), *(m for m in marks if 0.0 < m < end)}
     times = time_grid(

@@ -33,7 +33,6 @@ import numpy as np
 from scipy.optimize import brentq
 
 from cqdlaser.physics.heat import HeatProblem, time_grid
-from cqdlaser.physics.materials import region_materials
 from cqdlaser.studies.common import matplotlib_backend, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.paper.calibration import (
@@ -44,7 +43,7 @@ from cqdlaser.studies.paper.calibration import (
     thermal_device,
 )
 from cqdlaser.studies.sweep import sweep
-from cqdlaser.studies.thermal import heat_mesh
+from cqdlaser.studies.thermal import heat_materials, heat_mesh
 
 PAPER_NS = 70.0
 END_S = 0.5e-6
@@ -101,7 +100,7 @@ def crossing(times: np.ndarray, values: np.ndarray, level: float) -> float:
 def compute(quick: bool, heat_fraction: float, comm: MPI.Comm) -> dict[str, Any]:
     """The FEM transient of the 120 nm film on MgF2, the 1D reference and the definitions."""
     device = thermal_device(LASER, QUICK if quick else FULL, heat_fraction=heat_fraction)
-    materials = region_materials(device)
+    materials = heat_materials(device, comm)
     mesh_data = heat_mesh(device, comm)
     problem = HeatProblem.from_device(device, mesh_data, materials)
     s = problem.settings
