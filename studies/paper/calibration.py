@@ -345,7 +345,7 @@ def study_heat_fraction(
 
 
 def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
-    """Fit both readings on both geometries; write calibration.csv/json, the fit curves, figure."""
+    """Fit both readings on both geometries; write calibration.csv/json and the fit curves."""
     t0 = time.perf_counter()
     points = [(r, g) for g in GEOMETRIES for r in READINGS]
     fits = sweep(

@@ -167,7 +167,7 @@ def run(
     comm: MPI.Comm = MPI.COMM_WORLD,
     calibration: Path | None = None,
 ) -> dict[str, Any]:
-    """Compute the definitions; write diffusion_time.csv/json and the figure."""
+    """Compute the definitions; write diffusion_time.csv/json (the plot step draws the figure)."""
     t0 = time.perf_counter()
     path = default_calibration_path(out) if calibration is None else calibration
     eta = calibrated_heat_fraction(quick, comm, path)

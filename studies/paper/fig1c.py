@@ -61,7 +61,7 @@ def cutoff_thickness(config: str, comm: MPI.Comm, lo: float = 10.0, hi: float = 
 
 
 def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
-    """Compute the sweep, write fig1c.csv/json and the figure."""
+    """Compute the sweep, write fig1c.csv/json (the plot step draws the figure)."""
     step = 20.0 if quick else 5.0
     thickness = np.arange(40.0, 400.0 + step / 2, step)
     rows = []

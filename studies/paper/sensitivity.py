@@ -157,7 +157,7 @@ def run(
     comm: MPI.Comm = MPI.COMM_WORLD,
     calibration: Path | None = None,
 ) -> dict[str, Any]:
-    """Compute all variants under both readings; write sensitivity*.csv/json and the figure."""
+    """Compute all variants under both readings; write sensitivity*.csv/json."""
     t0 = time.perf_counter()
     path = default_calibration_path(out) if calibration is None else calibration
     fractions = calibrated_heat_fractions(quick, comm, path)
