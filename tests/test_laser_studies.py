@@ -20,6 +20,7 @@ from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_window
 from cqdlaser.physics.multilayer import leaky_te_index
 from cqdlaser.studies.design import cw_feasibility, lasing_duration
 from cqdlaser.studies.optics import stack_mode_table
+from cqdlaser.studies.sweep import SweepError
 from cqdlaser.studies.thermal import heat_problem
 
 ETA = 0.10  # heat fraction, fixed here whatever the calibration says
@@ -196,3 +197,28 @@ def test_leaky_index_against_fem_and_decay() -> None:
     (t0, a0, n0), (t1, a1, _) = losses
     rate = math.log(a0 / a1) / (t1 - t0)
     assert rate == pytest.approx(2 * k0 * math.sqrt(n0**2 - n_clad**2), rel=0.01)
+
+
+@pytest.mark.study
+def test_cw_map_survives_a_failed_design(shared_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One substrate's designs fail: the others finish, the table names the failed ones with the
+    reason, and the study raises (a non-zero exit from the CLI)."""
+    evaluate = cw_feasibility.evaluate
+
+    def broken(design, comm, heat_fraction, mesh_scale):
+        if design.substrate == "sapphire":
+            raise RuntimeError("solver diverged on sapphire")
+        return evaluate(design, comm, heat_fraction, mesh_scale)
+
+    monkeypatch.setattr(cw_feasibility, "evaluate", broken)
+    out = shared_tmp / "cw"
+    with pytest.raises(SweepError, match="solver diverged on sapphire"):
+        cw_feasibility.run(out, quick=True, heat_fraction=ETA)
+    MPI.COMM_WORLD.barrier()
+    rows = _read_csv(out / "cw_designs.csv")
+    failed = [r for r in rows if r["status"] != "ok"]
+    assert failed and all(r["substrate"] == "sapphire" for r in failed)
+    assert all("solver diverged" in r["status"] for r in failed)
+    assert {r["substrate"] for r in rows if r["status"] == "ok"} >= {"mgf2", "glass"}
+    meta = json.loads((out / "cw_feasibility.json").read_text())
+    assert len(meta["summary"]["failed_designs"]) == len(failed)

@@ -59,7 +59,7 @@ from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figur
 from cqdlaser.studies.optics import stack_mode_table
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
 from cqdlaser.studies.paper.calibration import study_heat_fraction
-from cqdlaser.studies.sweep import sweep
+from cqdlaser.studies.sweep import PointFailure, SweepError, failures, sweep
 from cqdlaser.studies.thermal import heat_problem
 
 BASE_CONFIG = "paper_inorganic_mgf2"
@@ -258,6 +258,7 @@ def cw_row(
             max_threshold_for_cw_kw_cm2=0.0,
             max_heat_fraction_for_cw=0.0,
         )
+    row["status"] = "ok"
     return row
 
 
@@ -281,14 +282,28 @@ def cw_map(
     comm: MPI.Comm = MPI.COMM_WORLD,
     *,
     mesh_scale: float = 1.0,
-) -> list[dict[str, Any]]:
-    """Evaluate designs in parallel (one rank per design); the same list on every rank."""
+) -> list[dict[str, Any] | PointFailure]:
+    """Evaluate designs in parallel (one rank per design); the same list on every rank, with a
+    :class:`~cqdlaser.studies.sweep.PointFailure` for each design that failed."""
     return sweep(
         list(designs),
         lambda d, sub: evaluate(d, sub, heat_fraction, mesh_scale),
         comm,
         desc="cw_feasibility",
+        keep_going=True,
     )
+
+
+def failed_row(failure: PointFailure) -> dict[str, Any]:
+    """The table row of a design whose evaluation failed: the design and the reason."""
+    design: Design = failure.point
+    return {
+        "substrate": design.substrate,
+        "cladding": design.cladding or "none",
+        "cladding_nm": design.cladding_nm,
+        "film_nm": design.film_nm,
+        "status": f"failed: {failure.reason}",
+    }
 
 
 def reference_confinement(comm: MPI.Comm = MPI.COMM_WORLD) -> float:
@@ -415,13 +430,15 @@ def run(
         origin = "given"
     grid = QUICK if quick else FULL
     gamma_ref = reference_confinement(comm)
-    designs = evaluated_designs(grid, gamma_ref, heat_fraction, comm)
+    evaluated = evaluated_designs(grid, gamma_ref, heat_fraction, comm)
+    failed = failures(evaluated)
+    designs = [d for d in evaluated if not isinstance(d, PointFailure)]
     rows = [cw_row(d, p, gamma_ref, heat_fraction) for d in designs for p in THRESHOLDS_KW_CM2]
     design_rows = [
         {k: v for k, v in r.items() if k != "threshold_kw_cm2"}
         for r in rows
         if r["threshold_kw_cm2"] == NOMINAL_THRESHOLD_KW_CM2
-    ]
+    ] + [failed_row(f) for f in failed]
     optima = [
         o
         for alpha in (ALPHA_REF_PER_CM, ALPHA_REF_ALTERNATIVE_PER_CM)
@@ -429,7 +446,7 @@ def run(
         for c in CLADDINGS
         if (o := optimum_cladding(designs, s, c, gamma_ref, alpha)) is not None
     ]
-    at_ref = [r for r in design_rows if r["film_nm"] == REFERENCE_FILM_NM]
+    at_ref = [r for r in design_rows if r["film_nm"] == REFERENCE_FILM_NM and r["status"] == "ok"]
     summary = {
         "heat_fraction": heat_fraction,
         "heat_fraction_origin": origin,
@@ -442,6 +459,7 @@ def run(
         ),
         "best_by_substrate_120nm_52": best_by_substrate(at_ref),
         "optimum_cladding": optima,
+        "failed_designs": [failed_row(f) for f in failed],
     }
     write_csv(out / "cw_map.csv", rows=rows, comm=comm)
     write_csv(out / "cw_designs.csv", rows=design_rows, comm=comm)
@@ -456,19 +474,23 @@ def run(
     write_json(out / "cw_feasibility.json", {"summary": summary, "notes": NOTES, **meta}, comm=comm)
     if comm.rank == 0:
         logger.info("cw_feasibility: CW at 52 kW/cm2, 120 nm: %s", summary["cw_at_52_kw_cm2_120nm"])
+    if failed:
+        raise SweepError("cw_feasibility (the others are in cw_designs.csv)", failed)
     return summary
 
 
 def evaluated_designs(
     grid: dict[str, Any], gamma_ref: float, heat_fraction: float, comm: MPI.Comm
 ) -> list[dict[str, Any]]:
-    """The grid's designs, then the cladding thicknesses refined around each grid optimum."""
+    """The grid's designs, then the cladding thicknesses refined around each grid optimum; a
+    design whose evaluation failed is a :class:`~cqdlaser.studies.sweep.PointFailure`."""
     designs = cw_map(designs_for(grid), heat_fraction, comm, mesh_scale=grid["mesh_scale"])
+    ok = [d for d in designs if not isinstance(d, PointFailure)]
     extra = [
         d
         for sub in grid["cladded"]
         for c in CLADDINGS
-        for d in refinement(designs, sub, c, gamma_ref, grid["refine_points"])
+        for d in refinement(ok, sub, c, gamma_ref, grid["refine_points"])
     ]
     return designs + cw_map(extra, heat_fraction, comm, mesh_scale=grid["mesh_scale"])
 
