@@ -1,7 +1,8 @@
 """TOML <-> :class:`~geometry.device.Device`, with ``--set section.key=value`` overrides.
 
 Unknown sections and keys are errors naming the nearest valid one; values are checked by the
-dataclasses themselves. Lists in TOML become tuples (the dataclasses are frozen and hashable).
+dataclasses themselves, against their annotations and metadata. Lists in TOML become tuples (the
+dataclasses are frozen and hashable).
 """
 
 from __future__ import annotations
@@ -45,42 +46,51 @@ SECTIONS: dict[str, type] = {
 OPTIONAL_SECTIONS = ("grating", "cap", "cladding")
 
 
-def _tuples(value: Any) -> Any:
-    if isinstance(value, list):
-        return tuple(_tuples(v) for v in value)
+def _plain(value: Any) -> Any:
+    """A copy of a nested mapping as dicts and lists, whatever mapping and sequence types it has."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     return value
 
 
 def _build(cls: type, section: str, table: Any) -> Any:
+    """One section's dataclass from its table: unknown keys here, values by the dataclass."""
     if not isinstance(table, Mapping):
-        raise ConfigError(section, table, "must be a table of keys")
+        optional = " (or false to remove it)" if section in OPTIONAL_SECTIONS else ""
+        raise ConfigError(section, table, f"must be a table of keys{optional}")
     names = {f.name for f in dataclasses.fields(cls)}
     for key in table:
         if key not in names:
             raise unknown_key(f"{section}.{key}", table[key], names)
     try:
-        return cls(**{k: _tuples(v) for k, v in table.items()})
+        return cls(**table)
     except ConfigError as err:
         if section.startswith("materials."):
             raise ConfigError(
                 f"{section}.{err.key.split('.', 1)[1]}", err.value, err.allowed
             ) from None
         raise
-    except TypeError as err:  # a wrong type that the range check did not catch
-        raise ConfigError(section, dict(table), str(err)) from None
 
 
 def device_from_dict(data: Mapping[str, Any]) -> Device:
     """Build and validate a :class:`Device` from the nested mapping of a TOML file.
 
     An optional section (grating, cap, cladding) set to ``false`` is removed.
+
+    Raises:
+        ConfigError: for an unknown section or key (naming the nearest valid one), or a value of
+            the wrong type or out of its range.
     """
+    if not isinstance(data, Mapping):
+        raise ConfigError("config", data, "must be a table of sections")
     valid = [*SECTIONS, "materials"]
     kwargs: dict[str, Any] = {}
     for section, table in data.items():
         if section not in valid:
             raise ConfigError(
-                section,
+                str(section),
                 "[section]",
                 f"unknown section{nearest(section, valid)}; valid: {', '.join(valid)}",
             )
@@ -100,33 +110,34 @@ def device_from_dict(data: Mapping[str, Any]) -> Device:
     return Device(**kwargs)
 
 
+def _lists(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        return [_lists(v) for v in obj]
+    return obj
+
+
+def _keys(part: Any) -> dict[str, Any]:
+    """A section's keys; a ``None`` is left out where it is the default (the same meaning) and
+    kept where the default has a value (``pump.pulse_ns = None``: CW)."""
+    return {
+        f.name: _lists(getattr(part, f.name))
+        for f in dataclasses.fields(part)
+        if getattr(part, f.name) is not None or f.default is not None
+    }
+
+
 def device_to_dict(device: Device) -> dict[str, Any]:
-    """The nested mapping (TOML-ready: no ``None``) that :func:`device_from_dict` reads back."""
+    """The nested mapping that :func:`device_from_dict` reads back to the same device.
 
-    def clean(obj: Any) -> Any:
-        if isinstance(obj, tuple):
-            return [clean(v) for v in obj]
-        return obj
-
-    out: dict[str, Any] = {}
-    for section in SECTIONS:
-        part = getattr(device, section)
-        if part is None:
-            continue
-        out[section] = {
-            f.name: clean(getattr(part, f.name))
-            for f in dataclasses.fields(part)
-            if getattr(part, f.name) is not None
-        }
+    It is JSON-ready; a ``None`` it holds (a CW pump's ``pulse_ns``) has no TOML form.
+    """
+    out: dict[str, Any] = {
+        section: _keys(getattr(device, section))
+        for section in SECTIONS
+        if getattr(device, section) is not None
+    }
     if device.materials:
-        out["materials"] = {
-            name: {
-                f.name: clean(getattr(m, f.name))
-                for f in dataclasses.fields(m)
-                if getattr(m, f.name) is not None
-            }
-            for name, m in device.materials.items()
-        }
+        out["materials"] = {name: _keys(m) for name, m in device.materials.items()}
     return out
 
 
@@ -151,7 +162,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str, Any]:
     """Apply ``--set`` overrides to a nested mapping (a copy is returned)."""
-    out = tomllib.loads(tomli_w.dumps(data)) if data else {}
+    out = _plain(data)
+    if not isinstance(out, dict):
+        raise ConfigError("config", data, "must be a table of sections")
     for text in overrides:
         path, value = parse_override(text)
         table = out
@@ -183,5 +196,18 @@ def load_device(path: str | Path | None = None, overrides: Iterable[str] = ()) -
 
 
 def dump_device(device: Device) -> str:
-    """The TOML text of a device (round-trips through :func:`load_device`)."""
-    return tomli_w.dumps(device_to_dict(device))
+    """The TOML text of a device (round-trips through :func:`load_device`).
+
+    TOML has no ``None``: a CW pump (``pump.pulse_ns = None``) is written without ``pulse_ns``,
+    which reads back as the default pulse.
+    """
+    data = {
+        section: {k: v for k, v in table.items() if v is not None}
+        for section, table in device_to_dict(device).items()
+    }
+    if "materials" in data:
+        data["materials"] = {
+            name: {k: v for k, v in props.items() if v is not None}
+            for name, props in data["materials"].items()
+        }
+    return tomli_w.dumps(data)

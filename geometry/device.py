@@ -16,10 +16,21 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import types
+import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, ClassVar
 
 from cqdlaser.geometry.errors import ConfigError
+
+Item = tuple[str, float, float, bool]
+"""One entry of a list-valued number: its name and interval ``(name, lo, hi, open_lo)``."""
+
+Rule = tuple[Callable[[tuple[float, ...]], bool], str]
+"""A condition on a list-valued number and its text: ``(test, "n >= 1 where kappa = 0")``."""
 
 
 def _num(
@@ -30,10 +41,46 @@ def _num(
     integer: bool = False,
     open_lo: bool = False,
     form: str = "",
+    items: tuple[Item, ...] = (),
+    rule: Rule | None = None,
 ) -> dict[str, Any]:
-    """Metadata of a number in ``[lo, hi]`` (``(lo, hi]`` with ``open_lo``), or of a list of them
-    where ``form`` (markdown) says which, e.g. ``"a number or `[n, kappa]`"``."""
-    return {"range": (lo, hi), "integer": integer, "open_lo": open_lo, "doc": doc, "form": form}
+    """Metadata of a number in ``[lo, hi]`` (``(lo, hi]`` with ``open_lo``), or of a list of them.
+
+    The field's annotation says which lists it takes (``tuple[float, float]``: two numbers);
+    ``form`` (markdown) names them, e.g. ``"a number or `[k_xx, k_yy, k_zz]`"``. Each entry of a
+    list is in the same interval, unless ``items`` gives every entry its own; ``rule`` is a
+    condition on the whole list.
+    """
+    return {
+        "range": (lo, hi),
+        "integer": integer,
+        "open_lo": open_lo,
+        "doc": doc,
+        "form": form,
+        "items": items,
+        "rule": rule,
+    }
+
+
+def _lossless_index(value: tuple[float, ...]) -> bool:
+    n, kappa = value
+    return kappa > 0 or n >= 1
+
+
+def _index(doc: str) -> dict[str, Any]:
+    """Metadata of a refractive index: ``n``, or ``[n, kappa]`` where absorbing.
+
+    Physical bounds: n > 0 and kappa >= 0; a lossless medium (kappa = 0) has n >= 1 (only an
+    absorbing one, a metal, has n below 1).
+    """
+    return _num(
+        1,
+        100,
+        doc=doc,
+        form="`[n, kappa]`",
+        items=(("n", 0, 100, True), ("kappa", 0, 100, False)),
+        rule=(_lossless_index, "n >= 1 where kappa = 0"),
+    )
 
 
 def _choice(*choices: str, doc: str) -> dict[str, Any]:
@@ -60,51 +107,157 @@ def format_range(lo: float, hi: float, *, open_lo: bool = False) -> str:
     return f"{'(' if open_lo else '['}{_fmt(lo)}, {_fmt(hi)}]"
 
 
+def number_form(meta: Mapping[str, Any]) -> str:
+    """What a numeric key accepts (markdown), ending with the interval of a plain number.
+
+    The configuration reference prints it; a value of the wrong type or shape gets it in its error.
+    """
+    interval = format_range(*meta["range"], open_lo=meta["open_lo"])
+    if meta["items"]:
+        entries = [
+            f"{name} in {format_range(lo, hi, open_lo=o)}" for name, lo, hi, o in meta["items"]
+        ]
+        if meta["rule"] is not None:
+            entries.append(meta["rule"][1])
+        listed = f"{', '.join(entries[:-1])} and {entries[-1]}"
+        return f"{meta['form']} with {listed}, or a number in {interval}"
+    if meta["form"]:
+        return f"{meta['form']}, each in {interval}"
+    return f"{'an integer' if meta['integer'] else 'a number'} in {interval}"
+
+
+def _expected(meta: Mapping[str, Any], forms: tuple[Any, ...]) -> str:
+    """What a key accepts, in words, for the error of a value of the wrong type or shape."""
+    if "choices" in meta:
+        return "one of " + ", ".join(repr(c) for c in meta["choices"])
+    if meta.get("material"):
+        return "a material name (a string)"
+    if "range" in meta:
+        return number_form(meta).replace("`", "")
+    if bool in forms:
+        return "true or false"
+    return " or ".join(getattr(t, "__name__", str(t)) for t in forms)
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _forms(hint: Any) -> tuple[Any, ...]:
+    """The members of a union annotation (the annotation itself where it is no union)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return typing.get_args(hint)
+    return (hint,)
+
+
+def _is_a(value: object, kind: Any) -> bool:
+    """Whether a scalar is of a kind: a number is an int or float but not a bool."""
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if kind is float:
+        return isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return isinstance(value, kind)
+
+
+def _plain(value: Any) -> Any:
+    """A number as a Python int or float, a list as a tuple (numpy scalars and arrays too)."""
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()
+    if isinstance(value, list | tuple):
+        return tuple(_plain(v) for v in value)
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _shape(value: Any, forms: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """The element kinds of the form ``value`` has (``(float,)`` for a scalar), or None."""
+    if isinstance(value, tuple):
+        lists = [typing.get_args(form) for form in forms if typing.get_origin(form) is tuple]
+        return next(
+            (
+                kinds
+                for kinds in lists
+                if len(kinds) == len(value) and all(map(_is_a, value, kinds))
+            ),
+            None,
+        )
+    scalars = [kind for kind in forms if typing.get_origin(kind) is None]
+    return next(((kind,) for kind in scalars if _is_a(value, kind)), None)
+
+
+def _in_range(value: float, lo: float, hi: float, open_lo: bool) -> bool:
+    # Comparisons (NaN fails them), not math.isfinite, which fails on a too large integer.
+    return lo <= value <= hi and not (open_lo and value == lo)
+
+
+def _check_numbers(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+    """Interval of each number (of each list entry), and the list's rule."""
+    lo, hi = meta["range"]
+    open_lo = meta["open_lo"]
+    if not isinstance(value, tuple):
+        if not _in_range(value, lo, hi, open_lo):
+            raise ConfigError(key, value, f"must be in {format_range(lo, hi, open_lo=open_lo)}")
+        return
+    if not meta["items"]:
+        for v in value:  # the entry in the message: which one is out of range
+            if not _in_range(v, lo, hi, open_lo):
+                raise ConfigError(key, v, f"must be in {format_range(lo, hi, open_lo=open_lo)}")
+    else:
+        for v, (name, lo_i, hi_i, open_i) in zip(value, meta["items"], strict=True):
+            if not _in_range(v, lo_i, hi_i, open_i):
+                interval = format_range(lo_i, hi_i, open_lo=open_i)
+                raise ConfigError(key, value, f"{name} must be in {interval}")
+    rule = meta["rule"]
+    if rule is not None and not rule[0](value):
+        raise ConfigError(key, value, f"must have {rule[1]}")
+
+
+def check_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any:
+    """A value checked against its field's annotation and metadata, with numbers made plain.
+
+    The type comes from the annotation (a number is an int or float but not a bool, a list has
+    its length and element type), the interval, choices and rules from the metadata.
+
+    Raises:
+        ConfigError: naming ``key``, the value and what is allowed.
+    """
+    forms = _forms(hint)
+    if value is None:
+        if type(None) in forms:
+            return None
+        raise ConfigError(key, value, f"must be {_expected(meta, forms)}")
+    value = _plain(value)
+    if _shape(value, forms) is None:
+        raise ConfigError(key, value, f"must be {_expected(meta, forms)}")
+    if "choices" in meta and value not in meta["choices"]:
+        raise ConfigError(key, value, f"must be {_expected(meta, forms)}")
+    if "range" in meta:
+        _check_numbers(key, value, meta)
+    return value
+
+
 class _Validated:
-    """Range and choice checks driven by field metadata (a mixin for the section dataclasses)."""
+    """Type, range and choice checks driven by the field annotations and metadata (a mixin for
+    the section dataclasses); ``check`` adds a section's cross-field checks."""
 
     section: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
+        hints = _hints(type(self))
         for f in dataclasses.fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if value is None:
-                continue
             key = f"{self.section}.{f.name}"
-            if "choices" in f.metadata:
-                if value not in f.metadata["choices"]:
-                    allowed = ", ".join(repr(c) for c in f.metadata["choices"])
-                    raise ConfigError(key, value, f"must be one of {allowed}")
-            elif "range" in f.metadata:
-                values = value if isinstance(value, tuple) else (value,)
-                for v in values:
-                    _check_number(
-                        key,
-                        v,
-                        f.metadata["range"],
-                        integer=f.metadata["integer"],
-                        open_lo=f.metadata["open_lo"],
-                    )
+            value = check_value(key, getattr(self, f.name), hints[f.name], f.metadata)
+            object.__setattr__(self, f.name, value)
         self.check()
 
     def check(self) -> None:
         """Cross-field checks of one section (overridden where needed)."""
-
-
-def _check_number(
-    key: str, v: object, range: tuple[float, float], *, integer: bool, open_lo: bool
-) -> None:
-    lo, hi = range
-    interval = format_range(lo, hi, open_lo=open_lo)
-    kind = "an integer" if integer else "a number"
-    if (
-        isinstance(v, bool)
-        or not isinstance(v, int | float)
-        or (integer and not isinstance(v, int))
-    ):
-        raise ConfigError(key, v, f"must be {kind} in {interval}")
-    if not math.isfinite(v) or v > hi or v < lo or (open_lo and v == lo):
-        raise ConfigError(key, v, f"must be in {interval}")
 
 
 @dataclass(frozen=True)
@@ -339,8 +492,6 @@ class Pump(_Validated):
     )
 
     def check(self) -> None:
-        if not isinstance(self.spot_um, tuple) or len(self.spot_um) != 2:
-            raise ConfigError("pump.spot_um", self.spot_um, "must be two numbers [x_um, y_um]")
         if self.period_us is not None:
             if self.pulse_ns is None:
                 raise ConfigError(
@@ -671,21 +822,15 @@ class MaterialOverride(_Validated):
     )
     refractive_index: float | tuple[float, float] | None = field(
         default=None,
-        metadata=_num(
-            0,
-            100,
-            form="a number or `[n, kappa]`",
-            doc="Refractive index n (n + i kappa where absorbing) at the emission wavelength.",
+        metadata=_index(
+            "Refractive index n (n + i kappa where absorbing) at the emission wavelength."
         ),
     )
     refractive_index_pump: float | tuple[float, float] | None = field(
         default=None,
-        metadata=_num(
-            0,
-            100,
-            form="a number or `[n, kappa]`",
-            doc="Refractive index at the pump wavelength; kappa gives the absorption coefficient "
-            "4 pi kappa / 442 nm (omitted for a new material: `refractive_index`).",
+        metadata=_index(
+            "Refractive index at the pump wavelength; kappa gives the absorption coefficient "
+            "4 pi kappa / 442 nm (omitted for a new material: `refractive_index`)."
         ),
     )
     dn_dt_per_k: float | None = field(
@@ -703,16 +848,6 @@ class MaterialOverride(_Validated):
             "fraction (omitted for a new material: 0).",
         ),
     )
-
-    def check(self) -> None:
-        k = self.thermal_conductivity_w_mk
-        if isinstance(k, tuple) and len(k) != 3:
-            raise ConfigError(
-                f"{self.section}.thermal_conductivity_w_mk", k, "a number or [k_xx, k_yy, k_zz]"
-            )
-        n = self.refractive_index
-        if isinstance(n, tuple) and len(n) != 2:
-            raise ConfigError(f"{self.section}.refractive_index", n, "a number or [n, kappa]")
 
 
 @dataclass(frozen=True)
@@ -732,7 +867,25 @@ class Device:
     materials: dict[str, MaterialOverride] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        # Thin layers must hold at least mesh.film_elements elements of >= 1 nm.
+        self._check_sections()
+        self._check_resolution()
+
+    def _check_sections(self) -> None:
+        """Each section is its dataclass (None where optional): the Python API may pass any."""
+        hints = _hints(Device)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "materials":
+                ok = isinstance(value, dict) and all(
+                    isinstance(k, str) and isinstance(v, MaterialOverride) for k, v in value.items()
+                )
+            else:
+                ok = any(isinstance(value, kind) for kind in _forms(hints[f.name]))
+            if not ok:
+                raise ConfigError(f.name, value, f"must be a [{f.name}] table")
+
+    def _check_resolution(self) -> None:
+        """Thin layers must hold at least mesh.film_elements elements of >= 1 nm."""
         n = self.mesh.film_elements
         thin = [("film.thickness_nm", self.film.thickness_nm)]
         if self.grating is not None:

@@ -16,12 +16,30 @@ class ConfigError(ValueError):
         self.key = key
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{key} = {value!r}: {allowed}")
+        super().__init__(f"{_one_line(str(key))} = {_shown(value)}: {_one_line(allowed)}")
 
 
-def nearest(name: str, valid: Iterable[str]) -> str:
+def _one_line(text: str) -> str:
+    """The text with line breaks and other control characters escaped, so it stays one line."""
+    return text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+
+
+SHOWN_CHARS = 80
+"""Longest value text a message prints (a longer one is cut, ending in ``...``)."""
+
+
+def _shown(value: object) -> str:
+    """A value as the message prints it: its repr, with tuples as the lists the user wrote."""
+    if isinstance(value, tuple):
+        text = "[" + ", ".join(_shown(v) for v in value) + "]"
+    else:
+        text = repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def nearest(name: object, valid: Iterable[str]) -> str:
     """The text ``" (did you mean 'x'?)"`` for the valid name nearest to ``name``, or ``""``."""
-    match = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.5)
+    match = difflib.get_close_matches(str(name), list(valid), n=1, cutoff=0.5)
     return f" (did you mean {match[0]!r}?)" if match else ""
 
 

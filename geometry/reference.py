@@ -18,7 +18,7 @@ import sys
 from typing import Any
 
 from cqdlaser.geometry.config import OPTIONAL_SECTIONS, SECTIONS
-from cqdlaser.geometry.device import MaterialOverride, format_range
+from cqdlaser.geometry.device import MaterialOverride, format_range, number_form
 
 REGENERATE = "python -m cqdlaser.geometry.reference > docs/configuration.md"
 """The command that writes the reference."""
@@ -62,10 +62,11 @@ Each section below is one table of that file. Keys carry their unit in their nam
   (`--set pump.spot_um=[20,40]`, `--set heat.nonlinear=true`); a bare word such as `si` is a string.
   `--set cap=false` removes an optional section, and setting a key of an absent optional section
   (`--set grating.period_nm=400`) adds the section with the defaults for its other keys.
-- Every value is checked before any meshing. A value out of range, an unknown section or key
-  (with the nearest valid name) or an unknown material stops the run with one line naming the key,
-  the value and what is allowed (exit code 2). Ranges include both ends, `[a, b]`, except where
-  the lower end is open, `(a, b]`.
+- Every value is checked before any meshing. A value of the wrong type (a number is an integer
+  or a decimal, never `true` or `"12"`; a switch is `true` or `false`; a list has its length) or
+  out of range, an unknown section or key (with the nearest valid name) or an unknown material
+  stops the run with one line naming the key, the value and what is allowed (exit code 2). Ranges
+  include both ends, `[a, b]`, except where the lower end is open, `(a, b]`.
 - A material name is one of the data file's materials (`cqdlaser materials` lists them with their
   properties and sources) or one defined by a [`[materials.NAME]`](#materialsname) table.
 """
@@ -101,7 +102,7 @@ def allowed(f: dataclasses.Field) -> str:
         lo, hi = meta["range"]
         interval = format_range(lo, hi, open_lo=meta["open_lo"])
         if meta["form"]:
-            return f"{meta['form']}, each in {interval}"
+            return number_form(meta)
         return f"an integer in {interval}" if meta["integer"] else interval
     return "`true`, `false`"
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+import cqdlaser
 from cqdlaser.geometry.config import (
     apply_overrides,
     device_from_dict,
@@ -17,9 +20,10 @@ from cqdlaser.geometry.config import (
     parse_override,
     read_config,
 )
+from cqdlaser.geometry.device import Device, MaterialOverride
 from cqdlaser.geometry.errors import ConfigError
 from cqdlaser.geometry.layers import gain_thickness, layer_stack
-from cqdlaser.physics.materials import validate_materials
+from cqdlaser.physics.materials import get_material, known_materials, validate_materials
 
 CONFIGS = sorted((Path(__file__).parent.parent / "studies" / "configs").glob("*.toml"))
 PAPER = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
@@ -66,6 +70,36 @@ INVALID = [
     ),
     ("materials.unobtainium.density_kg_m3=1000", "materials.unobtainium", "a new material needs"),
     ("materials.mgf2.colour='blue'", "materials.mgf2.colour", "unknown key"),
+    ("film.material=3", "film.material", "must be a material name"),
+    ("film.thickness_nm=[]", "film.thickness_nm", "must be a number in [5, 5000]"),
+    ("film.thickness_nm=true", "film.thickness_nm", "must be a number"),
+    ("grating.material={}", "grating.material", "must be a material name"),
+    ("mesh.lateral_extent_um=[1]", "mesh.lateral_extent_um", "must be a number"),
+    ("substrate.thickness_um=[1,2]", "substrate.thickness_um", "must be a number"),
+    ('heat.nonlinear="false"', "heat.nonlinear", "must be true or false"),
+    ("pump.spot_um=30", "pump.spot_um", "must be two numbers"),
+    ("pump.spot_um=[30, true]", "pump.spot_um", "must be two numbers"),
+    ("film.thickness_nm=nan", "film.thickness_nm", "must be in [5, 5000]"),
+    ("film.thickness_nm=inf", "film.thickness_nm", "must be in [5, 5000]"),
+    ("film={thickness_nm=[60]}", "film.thickness_nm", "must be a number"),
+    ("cap=true", "cap", "or false to remove it"),
+    ("materials.mgf2.refractive_index=0", "materials.mgf2.refractive_index", "in [1, 100]"),
+    ("materials.mgf2.refractive_index=0.9", "materials.mgf2.refractive_index", "in [1, 100]"),
+    (
+        "materials.mgf2.refractive_index=[0.9, 0]",
+        "materials.mgf2.refractive_index",
+        "n >= 1 where kappa = 0",
+    ),
+    (
+        "materials.mgf2.refractive_index_pump=[0, 2]",
+        "materials.mgf2.refractive_index_pump",
+        "n must be in (0, 100]",
+    ),
+    ("materials.si.refractive_index=[3.8, -0.1]", "materials.si.refractive_index", "kappa must"),
+    ("materials.si.refractive_index=[3.8, 0, 1]", "materials.si.refractive_index", "[n, kappa]"),
+    ("materials.si.thermal_conductivity_w_mk=0", "materials.si.thermal_conductivity_w_mk", "(0"),
+    ("materials.si.specific_heat_j_kgk=0", "materials.si.specific_heat_j_kgk", "must be in [1,"),
+    ("materials.si=1", "materials.si", "must be a table of keys"),
 ]
 
 
@@ -134,3 +168,54 @@ def test_cli_wrong_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
         "grating.period_nm = 430"
     ]
     assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+
+def test_absorbing_index_may_be_below_one_and_python_values_are_made_plain() -> None:
+    device = load_device(PAPER, ["materials.al.refractive_index=[0.5, 3]"])
+    assert device.materials["al"].refractive_index == (0.5, 3)
+    data = {
+        "film": {"thickness_nm": np.float64(100)},
+        "mesh": {"film_elements": np.int64(4)},
+        "pump": {"spot_um": np.array([20.0, 30.0]), "pulse_ns": None},
+    }
+    device = cqdlaser.load_device(data)
+    assert type(device.film.thickness_nm) is float and type(device.mesh.film_elements) is int
+    assert device.pump.spot_um == (20.0, 30.0) and device.pump.pulse_ns is None
+    with pytest.raises(ConfigError, match=r"^film.thickness_nm = None: must be a number"):
+        cqdlaser.load_device({"film": {"thickness_nm": None}})
+    with pytest.raises(ConfigError, match=r"^film = 'thin': must be a \[film\] table"):
+        Device(film="thin")  # type: ignore[arg-type]
+
+
+def test_a_cw_device_stays_cw_through_load_device() -> None:
+    device = load_device(PAPER)
+    cw = dataclasses.replace(device, pump=dataclasses.replace(device.pump, pulse_ns=None))
+    assert cqdlaser.load_device(cw) == cw
+    assert cqdlaser.load_device(cw, ["pump.intensity_kw_cm2=10"]).pump.pulse_ns is None
+
+
+def test_a_message_stays_one_line_and_short() -> None:
+    for data in ({"film": {"thick\nness_nm": 1}}, {"fi\nlm": {}}, {"film": {"material": "a\nb"}}):
+        with pytest.raises(ConfigError) as info:
+            cqdlaser.load_device(data)
+        assert "\n" not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        cqdlaser.load_device({"film": {"thickness_nm": 10**400}})
+    assert len(str(info.value)) < 150
+
+
+@pytest.mark.parametrize("name", known_materials())
+def test_data_file_materials_are_within_the_override_bounds(name: str) -> None:
+    """What a user may not write, the data file does not hold either."""
+    material = get_material(name)
+    kx, ky, kz = material.thermal_conductivity
+    n, n_pump = material.refractive_index, material.refractive_index_pump
+    MaterialOverride(
+        thermal_conductivity_w_mk=(kx, ky, kz),
+        density_kg_m3=material.density,
+        specific_heat_j_kgk=material.specific_heat,
+        refractive_index=(n.real, n.imag),
+        refractive_index_pump=(n_pump.real, n_pump.imag),
+        dn_dt_per_k=material.dn_dt,
+        plqy=material.plqy,
+    )
