@@ -6,10 +6,12 @@ Materials are names here: ``physics.materials`` resolves them (and rejects unkno
 meshing.
 
 Every field documents itself in its metadata: ``doc`` (its meaning, one sentence), and for a number
-its allowed range (``__post_init__`` checks it and raises :class:`~geometry.errors.ConfigError`
-naming ``section.key``, the value and the range) or for a word its choices. The configuration
-reference, ``docs/configuration.md``, is generated from this metadata and the classes' docstrings
-(:mod:`geometry.reference`).
+its allowed range (for a list of numbers, the range of each entry and a rule on the list) or for a
+word its choices; its annotation gives its type. ``__post_init__`` checks both (a number is an int
+or a float but not a bool, a switch a bool, a list has its length and its entries' types) and
+raises :class:`~geometry.errors.ConfigError` naming ``section.key``, the value and what is allowed.
+The configuration reference, ``docs/configuration.md``, is generated from this metadata and the
+classes' docstrings (:mod:`geometry.reference`).
 """
 
 from __future__ import annotations
@@ -175,20 +177,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _shape(value: Any, forms: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """The element kinds of the form ``value`` has (``(float,)`` for a scalar), or None."""
+def _fits(value: Any, forms: tuple[Any, ...]) -> bool:
+    """Whether a value has one of the forms: a scalar of its kind, or a list of its length whose
+    entries are of their kinds."""
     if isinstance(value, tuple):
         lists = [typing.get_args(form) for form in forms if typing.get_origin(form) is tuple]
-        return next(
-            (
-                kinds
-                for kinds in lists
-                if len(kinds) == len(value) and all(map(_is_a, value, kinds))
-            ),
-            None,
-        )
-    scalars = [kind for kind in forms if typing.get_origin(kind) is None]
-    return next(((kind,) for kind in scalars if _is_a(value, kind)), None)
+        return any(len(kinds) == len(value) and all(map(_is_a, value, kinds)) for kinds in lists)
+    return any(_is_a(value, kind) for kind in forms if typing.get_origin(kind) is None)
 
 
 def _in_range(value: float, lo: float, hi: float, open_lo: bool) -> bool:
@@ -233,7 +228,7 @@ def check_value(key: str, value: Any, hint: Any, meta: Mapping[str, Any]) -> Any
             return None
         raise ConfigError(key, value, f"must be {_expected(meta, forms)}")
     value = _plain(value)
-    if _shape(value, forms) is None:
+    if not _fits(value, forms):
         raise ConfigError(key, value, f"must be {_expected(meta, forms)}")
     if "choices" in meta and value not in meta["choices"]:
         raise ConfigError(key, value, f"must be {_expected(meta, forms)}")
