@@ -8,6 +8,7 @@ dataclasses are frozen and hashable).
 from __future__ import annotations
 
 import dataclasses
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -180,13 +181,17 @@ def apply_overrides(data: dict[str, Any], overrides: Iterable[str]) -> dict[str,
 
 def read_config(path: str | Path) -> dict[str, Any]:
     """Read a TOML config file into a nested mapping, with a clear error where it is not TOML."""
+    if not isinstance(path, str | os.PathLike):
+        raise ConfigError("config", path, "must be the path of a TOML file")
     path = Path(path)
     if not path.is_file():
         raise ConfigError("config", str(path), "no such file")
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as err:
         raise ConfigError("config", str(path), f"is not valid TOML: {err}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError("config", str(path), f"cannot be read: {err}") from None
 
 
 def load_device(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Device:

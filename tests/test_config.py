@@ -219,3 +219,14 @@ def test_data_file_materials_are_within_the_override_bounds(name: str) -> None:
         dn_dt_per_k=material.dn_dt,
         plqy=material.plqy,
     )
+
+
+def test_a_file_that_is_not_utf8_toml_or_not_a_path_is_one_error(tmp_path: Path) -> None:
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b'[film]\nmaterial = "\xff"\n')
+    with pytest.raises(ConfigError, match="cannot be read"):
+        cqdlaser.load_device(binary)
+    with pytest.raises(ConfigError, match="must be the path of a TOML file"):
+        cqdlaser.load_device(3)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="no such file"):
+        cqdlaser.load_device(tmp_path)
