@@ -42,8 +42,12 @@ FIELDS: dict[str, dict[str, Any]] = {
 }
 """Section -> key -> default (``materials.NAME``: the keys of a ``[materials.<name>]`` table)."""
 
-LIST_KEYS = {"spot_um": {2}, "thermal_conductivity_w_mk": {3}, "refractive_index": {2}}
-LIST_KEYS["refractive_index_pump"] = LIST_KEYS["refractive_index"]
+LIST_KEYS = {
+    "spot_um": {2},
+    "thermal_conductivity_w_mk": {3},
+    "refractive_index": {2},
+    "refractive_index_pump": {2},
+}
 """Keys that take a list, and its allowed lengths (the other keys take none)."""
 
 SIGNED_KEYS = {"dn_dt_per_k"}
@@ -52,7 +56,7 @@ SIGNED_KEYS = {"dn_dt_per_k"}
 INDEX_KEYS = {"refractive_index", "refractive_index_pump"}
 
 
-def _kind(key: str, default: Any) -> str:
+def _kind(default: Any) -> str:
     if isinstance(default, bool):
         return "bool"
     if isinstance(default, str):
@@ -116,7 +120,7 @@ def _misspell(rng: random.Random, name: str) -> str:
 
 def _bad_values(rng: random.Random, key: str, default: Any) -> list[tuple[Any, str]]:
     """Values that no key of this name and default accepts, each with the reason."""
-    kind = _kind(key, default)
+    kind = _kind(default)
     bad: list[tuple[Any, str]] = [
         ({"x": 1}, "a table"),
         ({"value": {"deeper": [1]}}, "a nested table"),
@@ -147,7 +151,7 @@ def _bad_values(rng: random.Random, key: str, default: Any) -> list[tuple[Any, s
             bad += [([1.0], "a list for a number"), ([1.0, 2.0], "a list for a number")]
         else:
             bad += [([1.0] * n, f"a list of {n}") for n in (1, 4) if n not in lengths]
-            if 1 not in lengths and key == "spot_um":
+            if key == "spot_um":
                 bad += [(30.0, "one number for two")]
         if key in INDEX_KEYS:
             bad += [
