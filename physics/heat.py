@@ -43,8 +43,13 @@ consistent mass matrix overshoots by ~1 % next to the film/substrate interface.
 Linear solvers: CG + GAMG (prefix ``heat_`` by default, ``petsc_options_prefix``), or MUMPS LU
 for at most ``direct_max_dofs`` unknowns; defaults in ``DEFAULT_HEAT_*OPTIONS``, overridden by
 ``HeatSettings.petsc_options`` / ``snes_options``, and by command-line options under the prefix.
-Every solve checks the converged reason and raises :class:`~physics._petsc.SolverError` (a
-``RuntimeError``) naming it and the options in effect. On quadrilateral and hexahedral
+Every solve checks the converged reason and then the answer, its true residual ``||b - A x|| /
+||b||`` (:func:`~physics._petsc.check_linear_solve`; Newton: ``||F(u)|| / ||F(0)||``), and every
+step its discrete energy balance (:data:`ENERGY_BALANCE_RTOL`), and raises
+:class:`~physics._petsc.SolverError` (a ``RuntimeError``) naming the reason or the failed check
+and the options in effect, read back from the solver (command-line ones included): a
+``preonly`` KSP with a preconditioner that solves nothing (``-heat_pc_type jacobi``) converges by
+its reason and returns a wrong answer, which these checks stop. On quadrilateral and hexahedral
 meshes of degree 1 (``vertex_preconditioner``) CG solves with the operator ``A`` but GAMG is
 built from ``P = K_v + (a0/dt) M_lumped``, ``K_v`` the conduction matrix integrated at the cell
 vertices (Gauss-Lobatto, 2 points a direction). On the flat, extruded cells of the device meshes
@@ -67,7 +72,16 @@ the heat through the sink from the consistent (reaction) flux, the residual of t
 equations at the sink's degrees of freedom, and ``out_top`` the heat through a convective top,
 both integrated in time by the rectangle rule on backward-Euler steps (then
 ``in = stored + out + out_top`` holds to solver tolerance) and by the trapezoidal rule on BDF2
-steps (then it holds to the scheme's second-order accuracy).
+steps (then it holds to the scheme's second-order accuracy). ``in`` is the load's own integral
+(the source form with the test function replaced by 1), the heat the discrete equations receive.
+Each step checks the scheme's own balance, exact for both schemes to solver tolerance,
+``a0 S^{n+1} + a1 S^n + a2 S^{n-1} = dt (P - q_sink - q_top)`` (``S`` the stored energy), within
+:data:`ENERGY_BALANCE_RTOL` of its terms, and :meth:`HeatProblem.run` the sum of these defects
+(for backward Euler the final ``balance_error``) within :data:`ENERGY_BALANCE_RTOL` of the run's
+energies. Measured on the paper device (stack, r-z and a coarse 3D mesh, both schemes, MUMPS
+and CG + GAMG, 1 and 2 ranks): step defects <= 2e-9 of their terms, ``|balance_error| / in``
+<= 4e-9 (backward Euler; BDF2's quadrature adds up to 4e-8 on the 3D mesh and 2e-3 where the heat
+reaches the sink during the pulse, on a 1 um substrate).
 
 Timers (``dolfinx.common.Timer``, per rank; read them with ``dolfinx.common.timing(name)``):
 :data:`HEAT_SETUP_TIMER` (the set-up in :class:`HeatProblem`'s constructor: forms, matrices,
@@ -98,7 +112,16 @@ from dolfinx.fem import petsc as fem_petsc
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics._fem import boundary_dofs, global_max, global_sum
-from cqdlaser.physics._petsc import SolverError, configure, options_set
+from cqdlaser.physics._petsc import (
+    DIRECT_RESIDUAL_FLOOR,
+    KRYLOV_RESIDUAL_FACTOR,
+    PETSC_FAILURES,
+    SolverError,
+    check_linear_solve,
+    configure,
+    options_in_effect,
+    options_set,
+)
 from cqdlaser.physics.laser import thermal_resistance
 from cqdlaser.physics.source import HeatSource, source_from_device
 
@@ -116,6 +139,11 @@ HEAT_STEADY_TIMER = "cqdlaser: heat steady state"
 
 SCHEMES = ("bdf2", "backward-euler")
 SINKS = ("bottom", "side")
+
+ENERGY_BALANCE_RTOL = 1e-6
+"""Tolerance of a step's discrete energy balance, relative to the sum of the magnitudes of its
+terms (stored energies, pump heat, heat out), and of a run's, relative to its energies (see the
+module docstring). Right answers reach 2e-9; a wrong linear solve leaves 1e-2 to 1."""
 
 DEFAULT_HEAT_OPTIONS: dict[str, Any] = {
     "ksp_type": "cg",
@@ -157,9 +185,11 @@ DEFAULT_HEAT_DIRECT_OPTIONS: dict[str, Any] = {
     "ksp_type": "preonly",
     "pc_type": "lu",
     "pc_factor_mat_solver_type": "mumps",
+    "ksp_rtol": 1e-9,
     "ksp_error_if_not_converged": True,
 }
-"""Linear solver options for problems of at most ``HeatSettings.direct_max_dofs`` unknowns."""
+"""Linear solver options for problems of at most ``HeatSettings.direct_max_dofs`` unknowns
+(``ksp_rtol`` holds if a Krylov method replaces ``preonly``: ``-heat_ksp_type gmres``)."""
 
 DEFAULT_HEAT_SNES_OPTIONS: dict[str, Any] = {
     "snes_type": "newtonls",
@@ -638,8 +668,13 @@ class HeatProblem:
             q_terms = [(self.source(x, self.t), ufl.Measure("dx", domain=msh, metadata=qmeta))]
             self._time_dependent_source = True
             spot = ufl.as_ufl(1.0)
-        self._source_rate = fem.form(sum(q * w * dxq for q, dxq in q_terms))
         self._source_ufl = sum(q * v * w * dxq for q, dxq in q_terms)
+        # The power is the load summed over the test functions (a partition of unity), with the
+        # load's quadrature: the heat the discrete equations receive, so the energy balance
+        # holds also where the quadrature does not resolve a source's edges.
+        one = fem.Function(self.V)
+        one.x.array[:] = 1.0
+        self._source_rate = fem.form(ufl.replace(self._source_ufl, {v: one}))
         self._source_power = None if self._time_dependent_source else self._sum(self._source_rate)
         return spot
 
@@ -1005,12 +1040,53 @@ class HeatProblem:
         try:
             with options_set(self._snes_prefix, self._options):
                 self._snes.solve(None, x)
-        except PETSc.Error as error:
+        except PETSC_FAILURES as error:
             raise self._unconverged("Newton") from error
         if self._snes.getConvergedReason() <= 0:
             raise self._unconverged("Newton")
+        self._check_newton_residual(x)
         x.copy(self.u.x.petsc_vec)
         self.u.x.scatter_forward()
+
+    def _check_newton_residual(self, x: PETSc.Vec) -> None:
+        """Check the Newton solution by its true residual: ``||F(x)|| / ||F(0)||`` (``F(0)`` is
+        the step's load, the right-hand side ``b`` of the linear case) within ``100 snes_rtol``
+        (at least :data:`~physics._petsc.DIRECT_RESIDUAL_FLOOR`) or ``100 snes_atol``.
+
+        Newton may stop on a small step (``snes_stol``) when its linear solves are wrong; this
+        tells such a stop from a solution. Overwrites ``u``.
+
+        Raises:
+            SolverError: The residual is too large, with the options in effect.
+        """
+        residual = self._work_vector()
+        self._snes_residual(self._snes, x, residual)
+        norm = residual.norm()
+        zero = self._history.duplicate()
+        try:
+            zero.set(0.0)
+            self._snes_residual(self._snes, zero, residual)
+        finally:
+            zero.destroy()
+        load = residual.norm()
+        rtol, atol, _, _ = self._snes.getTolerances()
+        bound = max(KRYLOV_RESIDUAL_FACTOR * rtol, DIRECT_RESIDUAL_FLOOR) * load
+        if norm <= max(bound, KRYLOV_RESIDUAL_FACTOR * atol):
+            return
+        relative = norm / load if load > 0.0 else norm
+        raise SolverError.failed_check(
+            "heat Newton solver",
+            self._snes_prefix,
+            "TRUE_RESIDUAL",
+            options_in_effect(self._snes_prefix, self._options, self._snes),
+            f", ||F(u)|| / ||F(0)|| = {relative:.3g}",
+        )
+
+    def _work_vector(self) -> PETSc.Vec:
+        """A vector of the unknowns for the solution checks (made on first use)."""
+        if getattr(self, "_check_vector", None) is None:
+            self._check_vector = self._own(self._history.duplicate())
+        return self._check_vector
 
     def _update_operator(self, coefficient: float) -> None:
         """Re-form ``A = K + coefficient M`` if the coefficient changed (no assembly)."""
@@ -1052,12 +1128,21 @@ class HeatProblem:
                     self._ksp.solve(b, self.u.x.petsc_vec)
             else:
                 self._ksp.solve(b, self.u.x.petsc_vec)
-        except PETSc.Error as error:
+        except PETSC_FAILURES as error:
             raise self._unconverged("linear") from error
         finally:
             pc.setReusePreconditioner(True)
         if self._ksp.getConvergedReason() <= 0:
             raise self._unconverged("linear")
+        self._last_residual = check_linear_solve(
+            self._ksp,
+            b,
+            self.u.x.petsc_vec,
+            solver="heat linear solver",
+            prefix=self.petsc_options_prefix,
+            options=self._options,
+            work=self._work_vector(),
+        )
         iterations = self._ksp.getIterationNumber()
         self.krylov_iterations.append(iterations)
         if not self._fresh_preconditioner:
@@ -1133,8 +1218,10 @@ class HeatProblem:
         else:
             self.u.x.array[:] = self.u_n.x.array
         self._solve()
-        self.energy_in += dt * float(self._factor.value) * self.source_power()
+        heat_in = dt * float(self._factor.value) * self.source_power()
+        self.energy_in += heat_in
         rates = self._boundary_rates()
+        self._check_step_balance((a0, a1, a2), heat_in, dt, rates)
         if bdf2:  # trapezoidal in time, as BDF2 is second order
             self.energy_out += 0.5 * dt * (self._rates[0] + rates[0])
             self.energy_out_top += 0.5 * dt * (self._rates[1] + rates[1])
@@ -1146,6 +1233,83 @@ class HeatProblem:
         self.u_n.x.array[:] = self.u.x.array
         self._dt_prev = dt
         self._have_history = True
+
+    def _check_step_balance(
+        self,
+        coefficients: tuple[float, float, float],
+        heat_in: float,
+        dt: float,
+        rates: tuple[float, float],
+    ) -> None:
+        """Check the step's discrete energy balance (before ``u_n``, ``u_nn`` move on).
+
+        Summed over the unknowns, the step's equations say ``a0 S(u) + a1 S(u^n) + a2 S(u^{n-1})
+        = dt (P - q_sink - q_top)``, ``S`` the stored energy, ``P`` the pump power of the step and
+        ``q`` the boundary heat flows at the new level: exactly for backward Euler (it is the step
+        of ``HeatHistory.balance_error``) and BDF2 alike, to solver tolerance. A wrong solution
+        breaks it. The defect is kept in ``_step_balance`` (J, with the sum of the terms'
+        magnitudes) for :meth:`run`.
+
+        Raises:
+            SolverError: The defect exceeds :data:`ENERGY_BALANCE_RTOL` times the sum of the
+                terms' magnitudes, with the options in effect.
+        """
+        levels = (self.u, self.u_n, self.u_nn)
+        terms = [
+            c * float(self._stored.dot(f.x.petsc_vec))
+            for c, f in zip(coefficients, levels, strict=True)
+        ]
+        terms += [-heat_in, dt * rates[0], dt * rates[1]]
+        defect = math.fsum(terms)
+        scale = math.fsum(abs(term) for term in terms)
+        self._step_balance = (defect, scale)
+        if abs(defect) <= ENERGY_BALANCE_RTOL * scale:
+            return
+        raise self._balance_error(
+            f", the step to t = {float(self.t.value):.6g} s: |defect| / scale = "
+            f"{abs(defect) / scale:.3g} > {ENERGY_BALANCE_RTOL:g}"
+        )
+
+    def _check_run_balance(
+        self, defects: list[tuple[float, float]], energies: np.ndarray, stored: float
+    ) -> None:
+        """Check the run's energy balance: the sum of the steps' discrete defects (for backward
+        Euler, ``HeatHistory.balance_error`` at the end) within :data:`ENERGY_BALANCE_RTOL` of
+        the run's energies (heat in, stored, out; the stored energy at the start), plus the
+        round-off of the steps' sums.
+
+        BDF2's ``balance_error`` also holds its trapezoidal heat-out quadrature, a second-order
+        truncation error and no failure, so the check is on the scheme's own balance.
+
+        Raises:
+            SolverError: The balance fails, with the options in effect.
+        """
+        if not defects:
+            return
+        total = math.fsum(d for d, _ in defects)
+        energy = max(float(np.max(np.abs(energies))), abs(stored))
+        roundoff = 64.0 * np.finfo(float).eps * math.fsum(s for _, s in defects)
+        bound = ENERGY_BALANCE_RTOL * energy + roundoff
+        if abs(total) <= bound:
+            return
+        raise self._balance_error(
+            f", the run to t = {float(self.t.value):.6g} s: |in - stored - out| = {abs(total):.3g}"
+            f" J > {bound:.3g} J ({ENERGY_BALANCE_RTOL:g} of {energy:.3g} J)"
+        )
+
+    def _balance_error(self, detail: str) -> SolverError:
+        """The error of a failed energy balance, naming the solver's options in effect."""
+        if self.nonlinear:
+            prefix, solver = self._snes_prefix, self._snes
+        else:
+            prefix, solver = self.petsc_options_prefix, self._ksp
+        return SolverError.failed_check(
+            "heat energy balance",
+            prefix,
+            "ENERGY_BALANCE",
+            options_in_effect(prefix, self._options, solver),
+            detail,
+        )
 
     def run(
         self,
@@ -1188,16 +1352,19 @@ class HeatProblem:
         edge_set = np.asarray(edges)
         start = (self.energy_in, self.stored_energy(), self.energy_out, self.energy_out_top)
         records = [self._record(start)]
+        defects: list[tuple[float, float]] = []
         with dolfinx.common.Timer(HEAT_RUN_TIMER):
             for i in range(1, len(times)):
                 near = np.abs(edge_set - times[i - 1]) < 1e-12 * scale
                 restart = bool(np.any(near))
                 self.step(times[i] - times[i - 1], restart=restart)
+                defects.append(self._step_balance)
                 self.t.value = times[i]
                 records.append(self._record(start))
                 if callback is not None:
                     callback(self)
         data = np.asarray(records)
+        self._check_run_balance(defects, data[:, 3:], start[1])
         return HeatHistory(
             times=times.copy(),
             film_max_temperature=data[:, 0],

@@ -57,7 +57,8 @@ Heat capacity is the volume average ``<rho c_p>_Y``. The volume fraction is take
 
 Solver: prefix ``homog_``, MUMPS LU where PETSc has it (else CG + GAMG), options in
 :data:`DEFAULT_HOMOG_OPTIONS` / :data:`DEFAULT_HOMOG_ITERATIVE_OPTIONS`, overridable; the
-converged reason is checked.
+converged reason and the true residual of every solve are checked
+(:func:`~physics._petsc.check_linear_solve`).
 
 Timers (``dolfinx.common.Timer``, per rank; read them with ``dolfinx.common.timing(name)``):
 :data:`HOMOGENISATION_CELL_TIMER` (the cell problem of :func:`effective_conductivity`: assembly
@@ -85,7 +86,7 @@ from dolfinx.fem import petsc as fem_petsc
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics._fem import boundary_dofs, global_max, global_sum
-from cqdlaser.physics._petsc import SolverError, configure
+from cqdlaser.physics._petsc import PETSC_FAILURES, SolverError, check_linear_solve, configure
 from cqdlaser.physics.materials import Material, homogenised_grating, region_materials
 from cqdlaser.physics.periodic import (
     PeriodicSpace,
@@ -98,9 +99,11 @@ DEFAULT_HOMOG_OPTIONS: dict[str, Any] = {
     "ksp_type": "preonly",
     "pc_type": "lu",
     "pc_factor_mat_solver_type": "mumps",
+    "ksp_rtol": 1e-12,
     "ksp_error_if_not_converged": True,
 }
-"""Cell-problem solver options (prefix ``homog_``) where MUMPS is available."""
+"""Cell-problem solver options (prefix ``homog_``) where MUMPS is available (``ksp_rtol`` holds
+if a Krylov method replaces ``preonly``)."""
 
 DEFAULT_HOMOG_ITERATIVE_OPTIONS: dict[str, Any] = {
     "ksp_type": "cg",
@@ -112,6 +115,7 @@ DEFAULT_HOMOG_ITERATIVE_OPTIONS: dict[str, Any] = {
 """Cell-problem solver options (prefix ``homog_``) without MUMPS."""
 
 PREFIX = "homog_"
+SOLVER = "homogenisation cell solver"
 CELL_REGIONS = ("pillars", "grating_fill")
 
 HOMOGENISATION_CELL_TIMER = "cqdlaser: homogenisation cell problem"
@@ -130,13 +134,14 @@ def _solve_reduced(
     ksp = PETSc.KSP().create(A.getComm())
     try:
         ksp.setOperators(A_r)
-        configure(ksp, PREFIX, options)
+        configure(ksp, PREFIX, options, SOLVER)
         try:
             ksp.solve(b_r, x_r)
-        except PETSc.Error as error:
+        except PETSC_FAILURES as error:
             raise _unconverged(ksp, options) from error
         if ksp.getConvergedReason() <= 0:
             raise _unconverged(ksp, options)
+        check_linear_solve(ksp, b_r, x_r, solver=SOLVER, prefix=PREFIX, options=options)
     finally:
         ksp.destroy()
         A_r.destroy()
@@ -160,9 +165,7 @@ def _tensor(material: Any, scalar: type) -> Any:
 
 
 def _unconverged(ksp: PETSc.KSP, options: Mapping[str, Any]) -> SolverError:
-    return SolverError.of(
-        "homogenisation cell solver", ksp, PETSc.KSP.ConvergedReason, PREFIX, options
-    )
+    return SolverError.of(SOLVER, ksp, PETSc.KSP.ConvergedReason, PREFIX, options)
 
 
 def _pinned_space(V: fem.FunctionSpace, mesh_data: MeshData) -> PeriodicSpace:

@@ -59,6 +59,7 @@ Timer (``dolfinx.common.Timer``, per rank; read it with ``dolfinx.common.timing(
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ from typing import Any
 
 from mpi4py import MPI
 from petsc4py import PETSc
+from slepc4py import SLEPc
 
 import numpy as np
 
@@ -76,8 +78,11 @@ from dolfinx.fem.petsc import assemble_matrix
 
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics._fem import boundary_dofs, normalise_peak, region_function
+from cqdlaser.physics._petsc import SolverError, options_in_effect
 from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
 from cqdlaser.physics.source import CQD_FRACTIONS, cqd_fraction
+
+logger = logging.getLogger(__name__)
 
 OPTIONS_PREFIX = "modes_stack_"
 
@@ -408,7 +413,7 @@ def _guided_eigenvectors(
     eps_max = max(max(e[0].real, e[1].real) for e in eps_r.values())
     target = eps_max * (1.0 + 1e-3) + 1e-3
     hermitian = te or all(e[1].real > 0.0 for e in eps_r.values())
-    solver, _ = solve_eigenproblem(
+    solver, run = solve_eigenproblem(
         A,
         B,
         prefix=OPTIONS_PREFIX,
@@ -419,6 +424,7 @@ def _guided_eigenvectors(
     )
     found: list[tuple[float, PETSc.Vec]] = []
     try:
+        _check_guided_range(solver, cutoff, eps_max, run)
         for i in range(solver.getConverged()):
             vr, vi = A.createVecs()
             value = solver.getEigenpair(i, vr, vi)
@@ -432,6 +438,43 @@ def _guided_eigenvectors(
         solver.destroy()
     found.sort(key=lambda pair: -pair[0])
     return found
+
+
+def _check_guided_range(
+    solver: SLEPc.EPS, cutoff: float, eps_max: float, options: dict[str, Any]
+) -> None:
+    """Make sure that no guided mode was missed: the converged eigenvalues, the nearest to the
+    target, reach from above the largest permittivity (no guided ``N^2`` lies higher with
+    positive permittivities) down to the cutoff, or include a guided one.
+
+    With none guided and the range covered, the stack guides nothing: a physical answer (the
+    largest permittivity is not above the outer regions', or the film is below cutoff).
+
+    Raises:
+        SolverError: No guided eigenvalue was found and the range was not covered (a target
+            moved away, too few eigenpairs), with the options in effect.
+    """
+    values = [complex(solver.getEigenvalue(i)) for i in range(solver.getConverged())]
+    if any(v.real > cutoff and abs(v.imag) <= 1e-8 * max(1.0, abs(v.real)) for v in values):
+        return
+    target = solver.getTarget()
+    reach = max(abs(v - target) for v in values)
+    if target - reach <= cutoff and target + reach >= eps_max:
+        why = (
+            "no permittivity above the outer regions'"
+            if eps_max <= cutoff
+            else "the guiding layers are below cutoff"
+        )
+        logger.info("stack modes: no guided mode (%s)", why)
+        return
+    raise SolverError.failed_check(
+        "SLEPc EPS",
+        OPTIONS_PREFIX,
+        "MISSED_GUIDED_RANGE",
+        options_in_effect(OPTIONS_PREFIX, options, solver),
+        f", no guided mode among the {len(values)} eigenvalues within {reach:.4g} of the target "
+        f"{target:.6g}, which miss the guided range ({cutoff:.6g}, {eps_max:.6g}]",
+    )
 
 
 @dataclass(frozen=True)

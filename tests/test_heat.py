@@ -521,7 +521,7 @@ def test_options_prefix_and_destroy(comm):
     error = failure.value
     assert (error.solver, error.prefix) == ("heat linear solver", "thermal_")
     assert error.reason_name == "DIVERGED_MAX_IT" and error.reason < 0
-    assert error.options["ksp_max_it"] == "1" and error.options["ksp_type"] == "cg"
+    assert str(error.options["ksp_max_it"]) == "1" and error.options["ksp_type"] == "cg"
     assert not problem._ksp and not problem._A and not problem._M
     problem.destroy()  # a second call does nothing
     with HeatProblem(md, FILM_ON_MGF2, film_source(), settings) as problem:
