@@ -210,7 +210,8 @@ def band_edges(
     Raises:
         ValueError: Wrong polarisation, mesh kind or permittivity.
         KeyError: ``permittivity`` lacks a region of the mesh.
-        SolverError: SLEPc did not converge (with its reason and the options).
+        SolverError: SLEPc did not converge or an eigenpair failed its residual check
+            (:func:`~physics._slepc.check_eigenpairs`), with the reason and the options in effect.
     """
     _check_problem(mesh_data, polarisation, degree, n_bands, period, wavelength_guess)
     te = polarisation == "TE"

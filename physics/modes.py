@@ -327,11 +327,14 @@ def stack_modes(
             :data:`DEFAULT_STACK_EPS_OPTIONS`.
 
     Returns:
-        The guided modes (possibly none).
+        The guided modes; none only when the stack guides none (the eigenvalues found reach
+        from above the largest permittivity down to the cutoff of the outer regions).
 
     Raises:
         KeyError: when ``permittivity`` does not name exactly the mesh's regions.
-        SolverError: when SLEPc does not converge (with its reason and the options).
+        SolverError: when SLEPc does not converge, an eigenpair fails its residual check
+            (:func:`~physics._slepc.check_eigenpairs`), or no mode was found and the eigenvalues
+            miss the guided range (with the reason and the options in effect).
     """
     _check_arguments(polarisation, degree, n_modes, wavelength)
     eps_r = _resolve_permittivity(mesh_data, permittivity)
