@@ -8,7 +8,13 @@ from typing import Any
 from petsc4py import PETSc
 from slepc4py import SLEPc
 
-from cqdlaser.physics._petsc import PETSC_FAILURES, SolverError, configure, options_in_effect
+from cqdlaser.physics._petsc import (
+    PETSC_FAILURES,
+    SolverError,
+    configure,
+    options_in_effect,
+    reason_name,
+)
 
 EIGENPAIR_RESIDUAL_FACTOR = 1e3
 """An eigenpair passes when its residual (:func:`eigenpair_residual`) is at most this times the
@@ -66,7 +72,12 @@ def solve_eigenproblem(
         configure(solver, prefix, run, "SLEPc EPS")
         solver.solve()
     except PETSC_FAILURES as error:
-        failure = SolverError.of("SLEPc EPS", solver, SLEPc.EPS.ConvergedReason, prefix, run)
+        inner = int(solver.getST().getKSP().getConvergedReason())
+        name = reason_name(PETSc.KSP.ConvergedReason, inner)
+        detail = f", its spectral transform's KSP: reason {inner} ({name})"
+        failure = SolverError.of(
+            "SLEPc EPS", solver, SLEPc.EPS.ConvergedReason, prefix, run, detail
+        )
         solver.destroy()
         raise failure from error
     except SolverError:
