@@ -21,6 +21,8 @@ from dolfinx.io import gmsh as gmshio
 
 from cqdlaser.geometry.meshdata import MeshData, PeriodicPair
 
+GEOMETRY_TOLERANCE = 1e-13
+"""Gmsh's point-merging tolerance (m): far below the thinnest layer validation accepts (1 nm)."""
 GMSH_TIMER = "cqdlaser: gmsh model and mesh (rank 0)"
 """Timer of a Gmsh block: geometry, meshing and the hand-over (:func:`gmsh_model`)."""
 DISTRIBUTE_TIMER = "cqdlaser: distribute mesh"
@@ -45,6 +47,9 @@ def gmsh_model(comm: MPI.Comm, name: str) -> Iterator[object | None]:
             gmsh.option.setNumber("General.NumThreads", 1)
             gmsh.option.setNumber("Mesh.Algorithm", 6)
             gmsh.option.setNumber("Mesh.Algorithm3D", 1)
+            # Coordinates are in metres: Gmsh's default merge tolerance (1e-8, absolute) would
+            # fuse the points of layers thinner than 10 nm. 1e-13 m is far below any layer.
+            gmsh.option.setNumber("Geometry.Tolerance", GEOMETRY_TOLERANCE)
             gmsh.model.add(name)
             yield gmsh.model
     finally:
