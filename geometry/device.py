@@ -446,14 +446,14 @@ class Pump(_Validated):
         ),
     )
     pulse_ns: float | None = field(
-        default=2500.0,
+        default=None,
         metadata=_num(
             0.01,
             1e10,
             open_lo=True,
-            doc="Length of the square pump pulse (of each pulse of a train); a file without the "
-            "key gets the default: CW is `pulse_ns = None` in the Python API, and "
-            "`cqdlaser heat --steady` solves the CW steady state.",
+            doc="Length of the square pump pulse (of each pulse of a train); omitted: a CW pump "
+            "(the transient runs to `heat.end_time_us`; `cqdlaser heat --steady` solves its "
+            "steady state).",
         ),
     )
     period_us: float | None = field(
