@@ -1406,6 +1406,72 @@ class HeatProblem:
                 c.value = value
         return self.u
 
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The time-stepping state besides ``u_n`` and ``u_nn``, as JSON-ready numbers.
+
+        Time and steps (the last step starts BDF2 again), the cumulative energies and the
+        boundary heat flows of the last level (the trapezoidal rule needs them), the pump
+        scale, the coefficient of the preconditioner in use and the solver statistics. With
+        the values of ``u_n`` and ``u_nn`` it is what :meth:`restore` needs to continue a run
+        on the same grid as if it had not stopped.
+        """
+        return {
+            "t": float(self.t.value),
+            "dt": float(self.dt.value),
+            "dt_prev": self._dt_prev,
+            "have_history": self._have_history,
+            "energy_in": self.energy_in,
+            "energy_out": self.energy_out,
+            "energy_out_top": self.energy_out_top,
+            "rates": [float(r) for r in self._rates],
+            "source_scale": self.source_scale,
+            "preconditioner_coefficient": getattr(self, "_pc_coefficient", None),
+            "reused_iterations": getattr(self, "_reused_iterations", 0),
+            "preconditioner_builds": self.preconditioner_builds,
+            "krylov_iterations": [int(i) for i in self.krylov_iterations],
+        }
+
+    def restore(self, state: Mapping[str, Any], u_n: np.ndarray, u_nn: np.ndarray) -> None:
+        """Continue from a :meth:`checkpoint` (collective).
+
+        An iterative solver's preconditioner is built again for the coefficient it had when
+        the state was saved (it is kept across steps), so the next steps solve with the same
+        preconditioner as an uninterrupted run would.
+
+        Args:
+            state: What :meth:`checkpoint` returned.
+            u_n: The owned values of ``u_n`` on this rank (the same mesh distribution).
+            u_nn: The owned values of ``u_nn``.
+        """
+        owned = self.V.dofmap.index_map.size_local * self.V.dofmap.index_map_bs
+        for f, values in ((self.u_n, u_n), (self.u_nn, u_nn)):
+            if len(values) != owned:
+                raise ValueError(f"restore: {len(values)} values for {owned} owned unknowns")
+            f.x.array[:owned] = values
+            f.x.scatter_forward()
+        self.u.x.array[:] = self.u_n.x.array
+        self.t.value = state["t"]
+        self.dt.value = state["dt"]
+        self._dt_prev = state["dt_prev"]
+        self._have_history = bool(state["have_history"])
+        self.energy_in = float(state["energy_in"])
+        self.energy_out = float(state["energy_out"])
+        self.energy_out_top = float(state["energy_out_top"])
+        self._rates = tuple(float(r) for r in state["rates"])
+        self.source_scale = float(state["source_scale"])
+        self.krylov_iterations[:] = [int(i) for i in state["krylov_iterations"]]
+        coefficient = state["preconditioner_coefficient"]
+        if not self.nonlinear and self._reuse and coefficient is not None:
+            self._update_operator(float(coefficient))
+            self._prepare_preconditioner(float(coefficient))
+            with options_set(self.petsc_options_prefix, self._options):
+                self._ksp.setUp()
+            self._fresh_preconditioner = False
+        self.preconditioner_builds = int(state["preconditioner_builds"])
+        self._reused_iterations = int(state["reused_iterations"])
+
 
 def _boundary_resistance_field(mesh_data: MeshData, resistance: float) -> fem.Function:
     """DG0 field ``R / h`` on the cells just below the ``interface`` (0 elsewhere), 1/(W/m/K).

@@ -11,8 +11,10 @@ Every function is collective over ``comm`` (default ``MPI.COMM_WORLD``): call it
 from __future__ import annotations
 
 import inspect
+import json
+import shutil
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,33 +140,97 @@ def heat(
     out: str | Path | None = None,
     snapshot_times_s: Sequence[float] | None = None,
     progress: bool = False,
+    resume: str | Path | None = None,
+    force: bool = False,
+    checkpoint_every_steps: int | None = None,
+    callback: Callable[[Any], None] | None = None,
 ) -> HeatResult:
     """Film temperature under the pump: the transient, or the steady state.
 
     Solves rho c_p dT/dt - div(k grad T) = Q on the mesh of ``heat.mesh`` with the materials of
     the device (the grating's conductivity as ``heat.grating_conductivity`` asks).
 
+    With ``out`` the run writes into a staging folder inside it and publishes its files there
+    (heat.json last, with ``"status": "complete"``) only when it completes: a failed or
+    interrupted run leaves nothing under the final names, and logs where its partial output is.
+    A transient also writes checkpoints into ``out/checkpoints`` (removed when it completes),
+    from which ``resume`` continues it after a kill.
+
     Args:
         device: The device and run description.
         steady: Solve the steady state of the pump's peak intensity instead.
         comm: Communicator.
-        out: Output folder for heat.csv, heat.json and the temperature fields (None: no files).
+        out: Output folder for heat.csv, heat.json and the temperature fields (None: no files;
+            default the ``resume`` folder when resuming).
         snapshot_times_s: Times (s) at which to store the temperature field (default: the pulse
             end and the end time).
         progress: Show a progress bar on rank 0.
+        resume: Output folder of a killed transient of this device: continue from its newest
+            checkpoint, on as many MPI ranks as it ran on, to the same result as an
+            uninterrupted run.
+        force: Replace the result of another kind of run in ``out`` (a transient's files when
+            solving the steady state, or the reverse), or the checkpoints of an unfinished
+            run, instead of refusing.
+        checkpoint_every_steps: Steps between a transient's checkpoints (default 50 with an
+            output folder; 0: none).
+        callback: Called with the :class:`~cqdlaser.physics.heat.HeatProblem` after every step
+            of the transient (after its fields and checkpoint are written).
+
+    Raises:
+        ConfigError: Before any meshing, when ``out`` holds another kind of heat result or an
+            unfinished run's checkpoints (without ``force``), or ``resume`` holds no
+            checkpoint or one written on another number of MPI ranks; after meshing, when the
+            checkpoint is of another config, time grid or mesh.
     """
+    from cqdlaser.studies.checkpoints import CHECKPOINTS, DEFAULT_EVERY_STEPS, find_checkpoint
+    from cqdlaser.studies.output import on_rank0, staged
     from cqdlaser.studies.thermal import run_heat
 
     comm = _comm(comm)
+    every = DEFAULT_EVERY_STEPS if checkpoint_every_steps is None else checkpoint_every_steps
+    if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+        raise ConfigError("checkpoint_every_steps", every, "must be an integer >= 0 (0: none)")
+    if resume is not None and steady:
+        raise ConfigError("resume", str(resume), "continues a transient; not with steady")
+    folder = Path(out) if out is not None else None if resume is None else Path(resume)
+    checkpoint = None if resume is None else find_checkpoint(resume, comm)
+    stale: tuple[str, ...] = ()
+    if folder is not None:
+        stale = _claim_heat_folder(folder, steady, resume is not None, force, comm)
+    checkpoints = None if folder is None or steady or every == 0 else folder / CHECKPOINTS
     t0 = time.perf_counter()
-    raw = run_heat(
-        device,
-        None if out is None else Path(out),
-        comm,
-        steady=steady,
-        snapshot_times=snapshot_times_s,
-        progress=progress,
-    )
+    with staged(folder, comm, stale=stale, what="cqdlaser heat") as stage:
+        raw = run_heat(
+            device,
+            stage,
+            comm,
+            steady=steady,
+            snapshot_times=snapshot_times_s,
+            progress=progress,
+            checkpoints=checkpoints,
+            checkpoint_every=max(every, 1),
+            resume=checkpoint,
+            callback=callback,
+        )
+        result = _heat_result(raw, device, steady, folder, provenance(comm, started=t0))
+        if stage is not None:
+            result.to_json(stage / "heat.json", comm=comm)
+    if folder is not None and not steady:
+        done = [folder / CHECKPOINTS]
+        if checkpoint is not None and checkpoint.document.get("staging"):
+            done.append(Path(checkpoint.document["staging"]))  # the killed run's partial output
+        on_rank0(comm, "cannot remove checkpoints", lambda: [_remove_tree(p) for p in done])
+    return result
+
+
+def _heat_result(
+    raw: dict[str, Any],
+    device: Device,
+    steady: bool,
+    folder: Path | None,
+    meta: dict[str, Any],
+) -> HeatResult:
+    """The result object of :func:`heat` from the numbers of ``run_heat``."""
     grating_k = raw["grating_conductivity_w_mk"]
     arrays = ("times_s", "film_max_temperature_k", "film_mean_spot_temperature_k")
     values = {
@@ -172,17 +238,77 @@ def heat(
         for k, v in raw.items()
         if k != "grating_conductivity_w_mk"
     }
-    result = HeatResult(
+    return HeatResult(
         steady=steady,
         grating_conductivity_w_mk=None if grating_k is None else tuple(grating_k),
-        out=None if out is None else str(out),
+        out=None if folder is None else str(folder),
         device=device,
-        provenance=provenance(comm, started=t0),
+        provenance=meta,
         **values,
     )
-    if out is not None:
-        result.to_json(Path(out) / "heat.json", comm=comm)
-    return result
+
+
+HEAT_FILES = {
+    "transient": ("heat.json", "heat.csv", "temperature.bp", "temperature.vtkhdf"),
+    "steady": ("heat.json", "steady_temperature.bp", "steady_temperature.vtkhdf"),
+}
+"""The files a heat run of each kind publishes in its output folder."""
+
+
+def _claim_heat_folder(
+    folder: Path, steady: bool, resuming: bool, force: bool, comm: MPI.Comm
+) -> tuple[str, ...]:
+    """Check that a heat run may write into ``folder``; return the names it replaces there.
+
+    A folder holding the other kind of heat result (its heat.json says), or the checkpoints of
+    an unfinished run that this run does not resume, is refused unless ``force``; with
+    ``force`` both kinds' files and the checkpoints are replaced.
+    """
+    from cqdlaser.studies.checkpoints import CHECKPOINTS
+    from cqdlaser.studies.output import on_rank0
+
+    kind = "steady" if steady else "transient"
+    previous, unfinished = on_rank0(comm, f"cannot read {folder}", lambda: _heat_folder(folder))
+    if not force:
+        if previous is not None and previous != kind:
+            raise ConfigError(
+                "out",
+                str(folder),
+                f"holds the result of a {previous} heat run (heat.json); use --force "
+                "(force=True) to replace it, or another output folder",
+            )
+        if unfinished and not resuming:
+            raise ConfigError(
+                "out",
+                str(folder),
+                f"holds the checkpoints of an unfinished heat run ({CHECKPOINTS}/); continue it "
+                "with --resume, or use --force (force=True) to start again",
+            )
+        return HEAT_FILES[kind]
+    if not resuming:
+        on_rank0(comm, "cannot remove checkpoints", lambda: _remove_tree(folder / CHECKPOINTS))
+    return (*HEAT_FILES["transient"], *HEAT_FILES["steady"], CHECKPOINTS)
+
+
+def _heat_folder(folder: Path) -> tuple[str | None, bool]:
+    """The kind of the heat result in ``folder`` (None: none), and whether it has checkpoints.
+
+    Called on rank 0.
+    """
+    from cqdlaser.studies.checkpoints import has_checkpoint
+
+    document = folder / "heat.json"
+    previous = None
+    if document.is_file():
+        try:
+            previous = "steady" if json.loads(document.read_text()).get("steady") else "transient"
+        except (OSError, ValueError, AttributeError):
+            previous = "unreadable"
+    return previous, has_checkpoint(folder)
+
+
+def _remove_tree(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def modes(

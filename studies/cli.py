@@ -153,10 +153,17 @@ def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_heat(args: argparse.Namespace) -> dict[str, Any]:
     """Film temperature vs time under the pump (or the CW steady state)."""
     device = _load(args)
-    out = Path(args.out or "results/heat")
+    out = Path(args.out or args.resume or "results/heat")
     snapshots = None if args.snapshot_us is None else [t * 1e-6 for t in args.snapshot_us]
     r = api.heat(
-        device, steady=args.steady, out=out, snapshot_times_s=snapshots, progress=not args.json
+        device,
+        steady=args.steady,
+        out=out,
+        snapshot_times_s=snapshots,
+        progress=not args.json,
+        resume=args.resume,
+        force=args.force,
+        checkpoint_every_steps=args.checkpoint_every,
     )
     logger.info(
         "%s mesh, %d dofs, heat fraction %.3f, absorbed %.3g W",
@@ -313,6 +320,26 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="times (us) at which to write the temperature field",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="DIR",
+        default=None,
+        help="continue the killed transient whose output folder is DIR from its last "
+        "checkpoint (same config, same number of MPI ranks; --out defaults to DIR)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        metavar="N",
+        default=50,
+        help="steps between checkpoints of a transient, in OUT/checkpoints (0: none)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the result of another kind of heat run (or an unfinished run's "
+        "checkpoints) in the output folder instead of refusing",
     )
     add("lasing", cmd_lasing, config=True)
     p = add("bands", cmd_bands, config=True)

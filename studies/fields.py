@@ -4,7 +4,8 @@ Every field file is written twice, side by side and under the same array names: 
 VTX folder: ParaView's ADIOS2VTXReader, the field at its own element's nodes) and
 ``NAME.vtkhdf`` (one HDF5 file that VTK reads: ParaView >= 5.12, ``pyvista.read``). Both are
 written collectively by all ranks, to a temporary name first; rank 0 renames them when complete,
-so a crash never leaves a truncated file.
+so a crash never leaves a truncated file, and an interrupted series (an error or Ctrl-C inside
+its ``with`` block, or :meth:`FieldSeries.abort`) keeps its temporary name.
 
 Array names:
 
@@ -173,6 +174,15 @@ class FieldSeries:
         )
         self._steps = {}
 
+    def abort(self) -> None:
+        """Stop without completing: the VTX folder keeps its temporary name and no VTKHDF file
+        is written, so an interrupted series never appears under its final name."""
+        if self._vtx is None:
+            return
+        self._vtx.close(publish=False)
+        self._vtx = None
+        self._steps = {}
+
     def __enter__(self) -> FieldSeries:
         return self
 
@@ -182,7 +192,10 @@ class FieldSeries:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self.close()
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
 
 
 def write_band_edge_fields(
@@ -256,10 +269,11 @@ class _VTX:
     def write(self, t: float) -> None:
         self.writer.write(t)
 
-    def close(self) -> None:
+    def close(self, *, publish: bool = True) -> None:
+        """Close the writer; with ``publish``, rename the folder to its final name."""
         self.writer.close()
         self.comm.barrier()
-        if self.comm.rank == 0:
+        if self.comm.rank == 0 and publish:
             shutil.rmtree(self.path, ignore_errors=True)
             self.tmp.replace(self.path)
         self.comm.barrier()
@@ -267,8 +281,8 @@ class _VTX:
     def __enter__(self) -> _VTX:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close(publish=exc_type is None)
 
 
 def _stem(path: str | Path) -> Path:

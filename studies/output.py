@@ -12,11 +12,14 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,16 +64,21 @@ def to_json(data: Any, *, indent: int | None = 2) -> str:
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file and a rename (call on one rank only)."""
+    """Write ``text`` to ``path`` through a temporary file and a rename (call on one rank only).
+
+    The file's mode follows the user's umask, as a plain ``open`` would make it (not the 0600 of
+    ``tempfile.mkstemp``), so colleagues can read shared results.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "w") as f:
             f.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
 
@@ -180,3 +188,127 @@ def provenance(
         meta["inputs"] = inputs
     meta.update(extra)
     return meta
+
+
+STAGING_PREFIX = ".staging-"
+"""Name prefix of a run's staging folder inside its output folder."""
+
+
+def on_rank0[T](comm: MPI.Comm, what: str, action: Callable[[], T]) -> T:
+    """Run ``action`` on rank 0 and share its value; if it fails, raise on every rank.
+
+    File-system work done by rank 0 alone must not leave the other ranks waiting at the next
+    collective call when it fails: the error is broadcast and raised everywhere.
+
+    Raises:
+        OSError: On every rank, naming ``what`` and rank 0's error.
+    """
+    value: T | None = None
+    error = None
+    if comm.rank == 0:
+        try:
+            value = action()
+        except Exception as exc:
+            error = f"{what}: {exc}"
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        raise OSError(error)
+    return comm.bcast(value, root=0)  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Staging:
+    """A run's private folder ``OUT/.staging-<id>``, published into ``OUT`` on success.
+
+    A run writes every file (tables, JSON, field folders) into the staging folder; only when it
+    completes are they renamed to their final names, so ``OUT`` holds a whole result or the
+    previous one, never half of a new one. A failed or killed run leaves its staging folder (the
+    partial output) and nothing under the final names.
+
+    Attributes:
+        out: The output folder.
+        path: The staging folder inside it.
+        comm: The run's communicator (rank 0 does the file-system work).
+    """
+
+    out: Path
+    path: Path
+    comm: MPI.Comm
+
+    @classmethod
+    def create(cls, out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD) -> Staging:
+        """Make a fresh staging folder in ``out`` (collective; rank 0 names and creates it)."""
+        out = Path(out)
+
+        def make() -> Path:
+            path = out / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+            path.mkdir(parents=True)
+            return path
+
+        return cls(out, on_rank0(comm, f"cannot create a staging folder in {out}", make), comm)
+
+    def publish(self, stale: Iterable[str] = ()) -> None:
+        """Rename the staged files and folders to their final names in ``out`` (collective).
+
+        The ``stale`` names (the files of the run being replaced) and the names being replaced
+        are removed first, JSON documents first; then every staged name is moved in, JSON
+        documents last, so a reader never sees a JSON document beside files of another run.
+        """
+        self.comm.barrier()
+        what = f"cannot publish {self.path} into {self.out}"
+        on_rank0(self.comm, what, lambda: self._move(stale))
+
+    def _move(self, stale: Iterable[str]) -> None:
+        staged = sorted(p for p in self.path.iterdir() if not p.name.startswith("."))
+        doomed = set(stale) | {p.name for p in staged}
+        for name in sorted(doomed, key=lambda n: not n.endswith(".json")):
+            _remove(self.out / name)
+        for p in sorted(staged, key=lambda p: p.suffix == ".json"):
+            p.replace(self.out / p.name)
+        shutil.rmtree(self.path)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or a folder (a field's ``.bp``), if there."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def staged(
+    out: str | Path | None,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    stale: Iterable[str] = (),
+    what: str = "the run",
+) -> Iterator[Path | None]:
+    """A staging folder in ``out`` for the block's files, published when the block completes.
+
+    Yields None (and writes nothing) when ``out`` is None. When the block raises (an error,
+    Ctrl-C), nothing is published: rank 0 logs where the partial output is, and the error
+    propagates.
+
+    Args:
+        out: The output folder, or None.
+        comm: The run's communicator.
+        stale: Names in ``out`` of the result being replaced (see :meth:`Staging.publish`).
+        what: The run, for the log line.
+    """
+    if out is None:
+        yield None
+        return
+    staging = Staging.create(out, comm)
+    try:
+        yield staging.path
+    except BaseException:
+        if comm.rank == 0:
+            logger.warning(
+                "%s did not complete: nothing was published in %s; its partial output is in %s",
+                what,
+                staging.out,
+                staging.path,
+            )
+        raise
+    staging.publish(stale)

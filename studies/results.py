@@ -142,6 +142,10 @@ class HeatResult(_Result):
     transient runs also give ``krylov_iterations_per_step`` (mean) and ``krylov_iterations_max``
     over the steps and ``preconditioner_builds`` (factorisations for MUMPS); all three None when
     the steps are Newton solves (``heat.nonlinear``), which record none.
+
+    ``status`` is ``"complete"`` (a run that fails or is interrupted returns no result and
+    publishes no heat.json); ``resumed_from_step`` is the index of the time level a resumed run
+    continued from (its history is the whole run's), and absent otherwise.
     """
 
     steady: bool
@@ -165,6 +169,8 @@ class HeatResult(_Result):
     krylov_iterations_per_step: float | None = None
     krylov_iterations_max: int | None = None
     preconditioner_builds: int | None = None
+    resumed_from_step: int | None = None
+    status: str = "complete"
     wall_time_s: float = 0.0
     mpi_size: int = 1
     out: str | None = None
@@ -186,6 +192,7 @@ class HeatResult(_Result):
             "krylov_iterations_per_step",
             "krylov_iterations_max",
             "preconditioner_builds",
+            "resumed_from_step",
         }
     )
 

@@ -5,7 +5,8 @@ VTKHDF for pyvista)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,12 @@ from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics.heat import HeatHistory, HeatProblem, time_grid
 from cqdlaser.physics.laser import KW_CM2, thermal_resistance
 from cqdlaser.physics.materials import Material, region_materials
+from cqdlaser.studies.checkpoints import (
+    DEFAULT_EVERY_STEPS,
+    Checkpoint,
+    Checkpointer,
+    Snapshots,
+)
 from cqdlaser.studies.fields import FieldSeries, write_fields
 from cqdlaser.studies.output import write_csv
 
@@ -91,25 +98,36 @@ def history_columns(history: HeatHistory) -> dict[str, np.ndarray]:
 
 class _FieldWriter:
     """Temperature snapshots (array ``temperature``, K) at the requested times, into
-    ``temperature.bp`` and ``temperature.vtkhdf`` (see :mod:`cqdlaser.studies.fields`)."""
+    ``temperature.bp`` and ``temperature.vtkhdf`` (see :mod:`cqdlaser.studies.fields`).
 
-    def __init__(self, problem: HeatProblem, path: Path, times: Sequence[float]) -> None:
+    The snapshots already taken (those of a resumed run's first part) are written first.
+    """
+
+    def __init__(self, problem: HeatProblem, path: Path, snapshots: Snapshots) -> None:
         self.field = problem.temperature()
         self.series = FieldSeries(path, {"temperature": self.field}, mesh_data=problem.mesh_data)
-        self.pending = sorted(times)
+        self.snapshots = snapshots
+        for t, field in zip(snapshots.times, snapshots.fields, strict=True):
+            self.field.x.array[:] = field.x.array
+            self.series.write(t)
 
     def __call__(self, problem: HeatProblem) -> None:
         t = float(problem.t.value)
+        pending = self.snapshots.pending
         due = False
-        while self.pending and t >= self.pending[0] * (1 - 1e-9):
-            self.pending.pop(0)
+        while pending and t >= pending[0] * (1 - 1e-9):
+            pending.pop(0)
             due = True
         if due:  # one step, however many requested times this step passed
             self.field.x.array[:] = problem.temperature().x.array
             self.series.write(t)
+            self.snapshots.add(t, self.field)
 
     def close(self) -> None:
         self.series.close()
+
+    def abort(self) -> None:
+        self.series.abort()
 
 
 def run_heat(
@@ -120,6 +138,10 @@ def run_heat(
     steady: bool = False,
     snapshot_times: Sequence[float] | None = None,
     progress: bool = True,
+    checkpoints: Path | None = None,
+    checkpoint_every: int = DEFAULT_EVERY_STEPS,
+    resume: Checkpoint | None = None,
+    callback: Callable[[HeatProblem], None] | None = None,
 ) -> dict[str, Any]:
     """Solve the device's heat problem and write heat.csv (and the fields) into ``out``.
 
@@ -131,6 +153,11 @@ def run_heat(
         snapshot_times: Times (s) at which to store the temperature field; default: the pulse end
             (if within the run) and the end time.
         progress: Show a progress bar on rank 0.
+        checkpoints: Folder of the transient's checkpoints (None: none are written).
+        checkpoint_every: Steps between checkpoints.
+        resume: A checkpoint of this run to continue from (transient only).
+        callback: Called with the problem after every step of the transient (after the fields
+            and the checkpoint of the step are written).
 
     Returns:
         The numbers of :class:`~cqdlaser.studies.results.HeatResult` (``cqdlaser.heat`` wraps
@@ -144,10 +171,21 @@ def run_heat(
         if steady:
             result.update(_steady(device, problem, out))
         else:
-            result.update(_transient(device, problem, out, snapshot_times, progress))
+            stepping = _Stepping(checkpoints, checkpoint_every, resume, callback)
+            result.update(_transient(device, problem, out, snapshot_times, progress, stepping))
     result["wall_time_s"] = time.perf_counter() - t0
     result["mpi_size"] = comm.size
     return result
+
+
+@dataclass(frozen=True)
+class _Stepping:
+    """How a transient steps besides its grid: checkpoints, a resumed start, a callback."""
+
+    checkpoints: Path | None = None
+    every: int = DEFAULT_EVERY_STEPS
+    resume: Checkpoint | None = None
+    callback: Callable[[HeatProblem], None] | None = None
 
 
 def _run_summary(
@@ -192,10 +230,13 @@ def _transient(
     out: Path | None,
     snapshot_times: Sequence[float] | None,
     progress: bool,
+    stepping: _Stepping,
 ) -> dict[str, Any]:
     """The transient to ``heat.end_time_us`` on steps refined at the pump's edges, with
-    temperature snapshots and heat.csv written into ``out``, and the solver statistics of the
-    steps."""
+    temperature snapshots and heat.csv written into ``out``, checkpoints every
+    ``stepping.every`` steps, and the solver statistics of the steps. A resumed transient
+    continues from its checkpoint on the same grid; its history is the checkpoint's rows and
+    those of the steps since."""
     end = device.heat.end_time
     s = problem.settings
     times = time_grid(
@@ -207,32 +248,44 @@ def _transient(
     )
     if snapshot_times is None:
         snapshot_times = [t for t in (device.pump.pulse, end) if t is not None and t <= end]
-    writer = _FieldWriter(problem, out / "temperature.bp", snapshot_times) if out else None
+    tracker = _tracker(device, problem, times, snapshot_times, stepping, out)
+    first = tracker.step
+    writer = _FieldWriter(problem, out / "temperature.bp", tracker.snapshots) if out else None
     bar = None
     if progress and problem.comm.rank == 0:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(times) - 1, desc="heat", leave=False)
+        bar = tqdm(total=len(times) - 1, initial=first, desc="heat", leave=False)
 
     def callback(p: HeatProblem) -> None:
         if writer is not None:
             writer(p)
+        tracker.after_step()
         if bar is not None:
             bar.update()
+        if stepping.callback is not None:
+            stepping.callback(p)
 
     try:
-        history = problem.run(times=times, callback=callback)
+        history = problem.run(times=times[first:], callback=callback)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     finally:
         if bar is not None:
             bar.close()
-        if writer is not None:
-            writer.close()
+    if writer is not None:
+        writer.close()
+    if first > 0:
+        history = tracker.history(s.scheme)
     if out is not None:
         write_csv(out / "heat.csv", history_columns(history), comm=problem.comm)
     # One linear solve a step; Newton steps record no statistics (then None).
     iterations = problem.krylov_iterations
     return {
         "steps": len(times) - 1,
+        "resumed_from_step": first if stepping.resume is not None else None,
         "krylov_iterations_per_step": sum(iterations) / len(iterations) if iterations else None,
         "krylov_iterations_max": max(iterations) if iterations else None,
         "preconditioner_builds": problem.preconditioner_builds if iterations else None,
@@ -242,3 +295,47 @@ def _transient(
         "interface_temperature_k": history.interface_temperature,
         "energy_balance_error_j": float(np.max(np.abs(history.balance_error))),
     }
+
+
+def _tracker(
+    device: Device,
+    problem: HeatProblem,
+    times: np.ndarray,
+    snapshot_times: Sequence[float],
+    stepping: _Stepping,
+    staging: Path | None,
+) -> Checkpointer:
+    """The history and checkpoint keeper of a transient: fresh at t = 0, or restored from a
+    checkpoint (refused, with a ConfigError, if it is not of this run)."""
+    checkpoint = stepping.resume
+    if checkpoint is None:
+        start = (problem.energy_in, problem.stored_energy(), problem.energy_out)
+        start += (problem.energy_out_top,)
+        snapshots = Snapshots(snapshot_times)
+        return Checkpointer(
+            stepping.checkpoints,
+            stepping.every,
+            problem,
+            times,
+            device,
+            start,
+            None,
+            snapshots,
+            staging,
+        )
+    checkpoint.check(problem, times, device)
+    doc = checkpoint.document
+    u_n, u_nn, *fields = checkpoint.vectors(problem.V, 2 + len(doc["snapshot_times_s"]))
+    problem.restore(doc["problem"], u_n, u_nn)
+    snapshots = Snapshots.restored(checkpoint, problem.V, fields)
+    return Checkpointer(
+        stepping.checkpoints,
+        stepping.every,
+        problem,
+        times,
+        device,
+        doc["start"],
+        doc["rows"],
+        snapshots,
+        staging,
+    )

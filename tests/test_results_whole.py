@@ -1,0 +1,147 @@
+"""Results are whole or absent: a run publishes its files only when it completes, never mixes
+them with another run's, records its status, and writes files that follow the user's umask."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from mpi4py import MPI
+
+import pytest
+
+import cqdlaser
+from cqdlaser.geometry.errors import ConfigError
+from cqdlaser.physics.heat import HeatProblem
+from cqdlaser.studies.cli import main
+from cqdlaser.studies.output import STAGING_PREFIX, atomic_write_text
+
+CONFIG = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
+SHORT = ["heat.mesh=stack", "heat.end_time_us=0.2", "mesh.optical_padding_um=1"]
+TRANSIENT = {"heat.json", "heat.csv", "temperature.bp", "temperature.vtkhdf"}
+STEADY = {"heat.json", "steady_temperature.bp", "steady_temperature.vtkhdf"}
+
+
+class Interrupted(Exception):
+    """Stands for a solver failure or Ctrl-C in the middle of a transient."""
+
+
+def _interrupt_after_5_steps():
+    count = [0]
+
+    def callback(problem: HeatProblem) -> None:
+        count[0] += 1
+        if count[0] == 5:
+            raise Interrupted
+
+    return callback
+
+
+def _names(folder: Path) -> set[str]:
+    MPI.COMM_WORLD.barrier()
+    return {p.name for p in folder.iterdir()}
+
+
+def _on_rank0(check: Callable[[], None]) -> None:
+    """Run rank-0 assertions; a failure fails every rank (rank 0 alone would hang the rest)."""
+    error = None
+    if MPI.COMM_WORLD.rank == 0:
+        try:
+            check()
+        except AssertionError as exc:
+            error = f"{exc!r}\n{traceback.format_exc()}"
+    error = MPI.COMM_WORLD.bcast(error, root=0)
+    assert error is None, error
+
+
+@pytest.fixture
+def umask_022():
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_interrupted_run_leaves_nothing_under_the_final_names(
+    shared_tmp: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An exception after 5 steps: no heat.json, heat.csv or field under its final name; the
+    partial output stays in the staging folder that the log line names; the previous complete
+    result in the folder is untouched."""
+    device = cqdlaser.load_device(CONFIG, SHORT)
+    out = shared_tmp / "heat"
+    with pytest.raises(Interrupted):
+        cqdlaser.heat(device, out=out, callback=_interrupt_after_5_steps())
+    names = _names(out)
+    assert not names & (TRANSIENT | STEADY)
+    (staging,) = [n for n in names if n.startswith(STAGING_PREFIX)]
+
+    def logged_and_partial() -> None:
+        assert str(out / staging) in caplog.text
+        # the field series stopped half-way keeps its temporary name
+        assert {p.name for p in (out / staging).iterdir()} == {".temperature.bp.tmp"}
+
+    _on_rank0(logged_and_partial)
+    # a complete run publishes; an interrupted rerun leaves the complete result as it was
+    first = cqdlaser.heat(device, out=out, force=True)
+    assert TRANSIENT <= _names(out) and first.status == "complete"
+    before = (out / "heat.json").read_text()
+    with pytest.raises(Interrupted):
+        cqdlaser.heat(
+            device, out=out, checkpoint_every_steps=0, callback=_interrupt_after_5_steps()
+        )
+    assert (out / "heat.json").read_text() == before
+    assert json.loads(before)["status"] == "complete"
+
+
+def test_steady_into_a_transient_folder(shared_tmp: Path, capsys: pytest.CaptureFixture) -> None:
+    """A steady run into a transient's folder is refused (one line, exit 2) without --force;
+    with --force the transient's files are gone, not left stale beside the steady result."""
+    device = cqdlaser.load_device(CONFIG, SHORT)
+    out = shared_tmp / "heat"
+    cqdlaser.heat(device, out=out)
+    assert _names(out) == TRANSIENT
+    with pytest.raises(ConfigError, match="transient heat run"):
+        cqdlaser.heat(device, steady=True, out=out)
+    sets = [arg for key in SHORT for arg in ("--set", key)]
+    argv = ["heat", str(CONFIG), *sets, "--steady", "--out", str(out)]
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+
+    def one_line() -> None:
+        assert len(err.strip().splitlines()) == 1 and "--force" in err
+
+    _on_rank0(one_line)
+    assert _names(out) == TRANSIENT
+    assert main([*argv, "--force", "--json"]) == 0
+    assert _names(out) == STEADY
+    document = json.loads((out / "heat.json").read_text())
+    assert document["steady"] and document["status"] == "complete"
+    # and back: a transient over the steady result needs --force too
+    with pytest.raises(ConfigError, match="steady heat run"):
+        cqdlaser.heat(device, out=out)
+    cqdlaser.heat(device, out=out, force=True)
+    assert _names(out) == TRANSIENT
+
+
+def test_files_follow_the_umask(shared_tmp: Path, umask_022: None) -> None:
+    """Tables, JSON and fields are rw-r--r-- under umask 022 (not 0600)."""
+    device = cqdlaser.load_device(CONFIG, SHORT)
+    out = shared_tmp / "heat"
+    cqdlaser.heat(device, out=out)
+    MPI.COMM_WORLD.barrier()
+    for name in ("heat.json", "heat.csv", "temperature.vtkhdf"):
+        assert stat.S_IMODE((out / name).stat().st_mode) == 0o644, name
+    for path in (out / "temperature.bp").iterdir():
+        if path.is_file():
+            assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, path.name
+
+    def table() -> None:
+        written = atomic_write_text(shared_tmp / "table.csv", "a,b\n")
+        assert stat.S_IMODE(written.stat().st_mode) == 0o644
+
+    _on_rank0(table)
