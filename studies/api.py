@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -143,6 +144,7 @@ def heat(
     resume: str | Path | None = None,
     force: bool = False,
     checkpoint_every_steps: int | None = None,
+    checkpoint_every_minutes: float | None = None,
     callback: Callable[[Any], None] | None = None,
 ) -> HeatResult:
     """Film temperature under the pump: the transient, or the steady state.
@@ -173,6 +175,8 @@ def heat(
             run, instead of refusing.
         checkpoint_every_steps: Steps between a transient's checkpoints (default 50 with an
             output folder; 0: none).
+        checkpoint_every_minutes: Wall time (min) after which a transient writes a checkpoint
+            too (None: none by time), for runs whose steps differ widely in cost.
         callback: Called with the :class:`~cqdlaser.physics.heat.HeatProblem` after every step
             of the transient (after its fields and checkpoint are written).
 
@@ -182,7 +186,12 @@ def heat(
             checkpoint or one written on another number of MPI ranks; after meshing, when the
             checkpoint is of another config, time grid or mesh.
     """
-    from cqdlaser.studies.checkpoints import CHECKPOINTS, DEFAULT_EVERY_STEPS, find_checkpoint
+    from cqdlaser.studies.checkpoints import (
+        CHECKPOINTS,
+        DEFAULT_EVERY_STEPS,
+        Schedule,
+        find_checkpoint,
+    )
     from cqdlaser.studies.output import on_rank0, staged
     from cqdlaser.studies.thermal import run_heat
 
@@ -190,6 +199,10 @@ def heat(
     every = DEFAULT_EVERY_STEPS if checkpoint_every_steps is None else checkpoint_every_steps
     if isinstance(every, bool) or not isinstance(every, int) or every < 0:
         raise ConfigError("checkpoint_every_steps", every, "must be an integer >= 0 (0: none)")
+    minutes = checkpoint_every_minutes
+    if minutes is not None and not (isinstance(minutes, int | float) and 0 < minutes < math.inf):
+        raise ConfigError("checkpoint_every_minutes", minutes, "must be a number > 0, or None")
+    schedule = Schedule(every, None if minutes is None else 60.0 * float(minutes))
     if resume is not None and steady:
         raise ConfigError("resume", str(resume), "continues a transient; not with steady")
     folder = Path(out) if out is not None else None if resume is None else Path(resume)
@@ -197,7 +210,8 @@ def heat(
     stale: tuple[str, ...] = ()
     if folder is not None:
         stale = _claim_heat_folder(folder, steady, resume is not None, force, comm)
-    checkpoints = None if folder is None or steady or every == 0 else folder / CHECKPOINTS
+    active = folder is not None and not steady and schedule.active
+    checkpoints = folder / CHECKPOINTS if active and folder is not None else None
     t0 = time.perf_counter()
     with staged(folder, comm, stale=stale, what="cqdlaser heat") as stage:
         raw = run_heat(
@@ -208,7 +222,7 @@ def heat(
             snapshot_times=snapshot_times_s,
             progress=progress,
             checkpoints=checkpoints,
-            checkpoint_every=max(every, 1),
+            checkpoint_schedule=schedule,
             resume=checkpoint,
             callback=callback,
         )

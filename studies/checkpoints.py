@@ -1,6 +1,7 @@
 """Checkpoints of long transients, so that a killed heat run continues instead of starting again.
 
-A transient with an output folder writes ``OUT/checkpoints/step-<NNNNNN>/`` every N steps:
+A transient with an output folder writes ``OUT/checkpoints/step-<NNNNNN>/`` every N steps, or
+after M minutes of wall time (:class:`Schedule`):
 
 - ``state.dat``: PETSc binary vectors, written collectively: ``u^n`` and ``u^{n-1}`` (the two
   levels BDF2 needs), then the temperature snapshots stored so far;
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,7 @@ __all__ = [
     "DEFAULT_EVERY_STEPS",
     "Checkpoint",
     "Checkpointer",
+    "Schedule",
     "Snapshots",
     "find_checkpoint",
     "has_checkpoint",
@@ -56,6 +59,25 @@ DEFAULT_EVERY_STEPS = 50
 KEEP = 2
 """Checkpoints kept (the newest)."""
 FORMAT = 1
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When a transient writes a checkpoint: at every ``steps``-th step (0: not by steps), and
+    once ``seconds`` of wall time have passed since the last one (None: not by time).
+
+    Attributes:
+        steps: Steps between checkpoints.
+        seconds: Wall time (s) between checkpoints.
+    """
+
+    steps: int = DEFAULT_EVERY_STEPS
+    seconds: float | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether any checkpoint is written."""
+        return self.steps > 0 or self.seconds is not None
 
 
 @dataclass(frozen=True)
@@ -146,15 +168,15 @@ def _complete(root: Path) -> list[Path]:
 
 
 class Checkpointer:
-    """Keeps a transient's history rows and writes a checkpoint every ``every`` steps.
+    """Keeps a transient's history rows and writes checkpoints on a schedule.
 
     Call :meth:`after_step` after every step (from the run's callback); it appends the row that
-    :meth:`~cqdlaser.physics.heat.HeatProblem.run` records for the step and, at every
-    ``every``-th step short of the last, writes a checkpoint (collective).
+    :meth:`~cqdlaser.physics.heat.HeatProblem.run` records for the step and, when the schedule
+    says so (short of the last step), writes a checkpoint (collective).
 
     Args:
         folder: The checkpoint folder (``OUT/checkpoints``), or None to keep rows only.
-        every: Steps between checkpoints.
+        schedule: When to write checkpoints.
         problem: The heat problem being stepped.
         times: The run's time grid (s).
         device: The run's inputs.
@@ -168,7 +190,7 @@ class Checkpointer:
     def __init__(
         self,
         folder: Path | None,
-        every: int,
+        schedule: Schedule,
         problem: HeatProblem,
         times: np.ndarray,
         device: Device,
@@ -178,7 +200,8 @@ class Checkpointer:
         staging: Path | None = None,
     ) -> None:
         self.folder = folder
-        self.every = every
+        self.schedule = schedule
+        self._last = time.monotonic()
         self.problem = problem
         self.times = np.asarray(times, dtype=float)
         self.inputs = _inputs(device)
@@ -210,9 +233,20 @@ class Checkpointer:
     def after_step(self) -> None:
         """Record the step's row; write a checkpoint when one is due (collective)."""
         self.rows.append(self.row())
-        step = self.step
-        if self.folder is not None and step % self.every == 0 and step < len(self.times) - 1:
+        if self.folder is not None and self.step < len(self.times) - 1 and self._due():
             self.write()
+            self._last = time.monotonic()
+
+    def _due(self) -> bool:
+        """Whether the schedule asks for a checkpoint now (rank 0's clock decides for all)."""
+        steps, seconds = self.schedule.steps, self.schedule.seconds
+        if steps > 0 and self.step % steps == 0:
+            return True
+        if seconds is None:
+            return False
+        comm = self.problem.comm
+        late = time.monotonic() - self._last >= seconds if comm.rank == 0 else None
+        return bool(comm.bcast(late, root=0))
 
     def history(self, scheme: str) -> HeatHistory:
         """The run's history from the recorded rows (time levels 0 to the current step)."""

@@ -164,6 +164,7 @@ def cmd_heat(args: argparse.Namespace) -> dict[str, Any]:
         resume=args.resume,
         force=args.force,
         checkpoint_every_steps=args.checkpoint_every,
+        checkpoint_every_minutes=args.checkpoint_minutes,
     )
     logger.info(
         "%s mesh, %d dofs, heat fraction %.3f, absorbed %.3g W",
@@ -334,6 +335,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         default=50,
         help="steps between checkpoints of a transient, in OUT/checkpoints (0: none)",
+    )
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=float,
+        metavar="M",
+        default=None,
+        help="also write a checkpoint once M minutes of wall time have passed since the last",
     )
     p.add_argument(
         "--force",

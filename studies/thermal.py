@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,7 @@ from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics.heat import HeatHistory, HeatProblem, time_grid
 from cqdlaser.physics.laser import KW_CM2, thermal_resistance
 from cqdlaser.physics.materials import Material, region_materials
-from cqdlaser.studies.checkpoints import (
-    DEFAULT_EVERY_STEPS,
-    Checkpoint,
-    Checkpointer,
-    Snapshots,
-)
+from cqdlaser.studies.checkpoints import Checkpoint, Checkpointer, Schedule, Snapshots
 from cqdlaser.studies.fields import FieldSeries, write_fields
 from cqdlaser.studies.output import write_csv
 
@@ -107,8 +102,8 @@ class _FieldWriter:
         self.field = problem.temperature()
         self.series = FieldSeries(path, {"temperature": self.field}, mesh_data=problem.mesh_data)
         self.snapshots = snapshots
-        for t, field in zip(snapshots.times, snapshots.fields, strict=True):
-            self.field.x.array[:] = field.x.array
+        for t, snapshot in zip(snapshots.times, snapshots.fields, strict=True):
+            self.field.x.array[:] = snapshot.x.array
             self.series.write(t)
 
     def __call__(self, problem: HeatProblem) -> None:
@@ -139,7 +134,7 @@ def run_heat(
     snapshot_times: Sequence[float] | None = None,
     progress: bool = True,
     checkpoints: Path | None = None,
-    checkpoint_every: int = DEFAULT_EVERY_STEPS,
+    checkpoint_schedule: Schedule | None = None,
     resume: Checkpoint | None = None,
     callback: Callable[[HeatProblem], None] | None = None,
 ) -> dict[str, Any]:
@@ -154,7 +149,7 @@ def run_heat(
             (if within the run) and the end time.
         progress: Show a progress bar on rank 0.
         checkpoints: Folder of the transient's checkpoints (None: none are written).
-        checkpoint_every: Steps between checkpoints.
+        checkpoint_schedule: When to write checkpoints (default every 50 steps).
         resume: A checkpoint of this run to continue from (transient only).
         callback: Called with the problem after every step of the transient (after the fields
             and the checkpoint of the step are written).
@@ -171,7 +166,8 @@ def run_heat(
         if steady:
             result.update(_steady(device, problem, out))
         else:
-            stepping = _Stepping(checkpoints, checkpoint_every, resume, callback)
+            schedule = Schedule() if checkpoint_schedule is None else checkpoint_schedule
+            stepping = _Stepping(checkpoints, schedule, resume, callback)
             result.update(_transient(device, problem, out, snapshot_times, progress, stepping))
     result["wall_time_s"] = time.perf_counter() - t0
     result["mpi_size"] = comm.size
@@ -183,7 +179,7 @@ class _Stepping:
     """How a transient steps besides its grid: checkpoints, a resumed start, a callback."""
 
     checkpoints: Path | None = None
-    every: int = DEFAULT_EVERY_STEPS
+    schedule: Schedule = field(default_factory=Schedule)
     resume: Checkpoint | None = None
     callback: Callable[[HeatProblem], None] | None = None
 
@@ -233,8 +229,8 @@ def _transient(
     stepping: _Stepping,
 ) -> dict[str, Any]:
     """The transient to ``heat.end_time_us`` on steps refined at the pump's edges, with
-    temperature snapshots and heat.csv written into ``out``, checkpoints every
-    ``stepping.every`` steps, and the solver statistics of the steps. A resumed transient
+    temperature snapshots and heat.csv written into ``out``, checkpoints on
+    ``stepping.schedule``, and the solver statistics of the steps. A resumed transient
     continues from its checkpoint on the same grid; its history is the checkpoint's rows and
     those of the steps since."""
     end = device.heat.end_time
@@ -314,7 +310,7 @@ def _tracker(
         snapshots = Snapshots(snapshot_times)
         return Checkpointer(
             stepping.checkpoints,
-            stepping.every,
+            stepping.schedule,
             problem,
             times,
             device,
@@ -330,7 +326,7 @@ def _tracker(
     snapshots = Snapshots.restored(checkpoint, problem.V, fields)
     return Checkpointer(
         stepping.checkpoints,
-        stepping.every,
+        stepping.schedule,
         problem,
         times,
         device,

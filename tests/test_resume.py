@@ -152,6 +152,30 @@ def test_resume_refuses_another_run(shared_tmp: Path) -> None:
         cqdlaser.heat(device, resume=shared_tmp / "nothing")
 
 
+def test_checkpoints_by_wall_time(shared_tmp: Path) -> None:
+    """With checkpoints by wall time only (a tiny interval: one after every step), a run killed
+    after 7 steps keeps the two newest (steps 6 and 7) and resumes from step 7 to the same end."""
+    device = cqdlaser.load_device(CONFIG, SHORT)
+    reference = cqdlaser.heat(device)
+    run = shared_tmp / "run"
+    with pytest.raises(Killed):
+        cqdlaser.heat(
+            device,
+            out=run,
+            checkpoint_every_steps=0,
+            checkpoint_every_minutes=1e-12,
+            callback=kill_after(7),
+        )
+    MPI.COMM_WORLD.barrier()
+    assert sorted(p.name for p in (run / CHECKPOINTS).iterdir()) == ["step-000006", "step-000007"]
+    resumed = cqdlaser.heat(device, resume=run, checkpoint_every_steps=0)
+    assert resumed.resumed_from_step == 7
+    for key in HISTORY:
+        assert _relative(getattr(reference, key), getattr(resumed, key)) <= 1e-10, key
+    with pytest.raises(ConfigError, match="checkpoint_every_minutes"):
+        cqdlaser.heat(device, checkpoint_every_minutes=0)
+
+
 def test_restore_keeps_the_iterative_preconditioner(comm: MPI.Comm) -> None:
     """CG + GAMG with a kept preconditioner (rebuilt only when a0/dt moves 4x): a problem
     restored from a checkpoint mid-way rebuilds the preconditioner of the uninterrupted run, and
