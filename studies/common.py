@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,13 +36,13 @@ def save_figure(fig: Any, path: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> list[P
         path.parent.mkdir(parents=True, exist_ok=True)
         for suffix in (".png", ".pdf"):
             target = path.with_suffix(suffix)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix, dir=path.parent)
-            os.close(fd)
+            # a fresh name, not mkstemp's 0600 file: the figure follows the user's umask
+            tmp = path.parent / f".{target.name}.{uuid.uuid4().hex[:12]}{suffix}"
             try:
                 fig.savefig(tmp, dpi=150, bbox_inches="tight")
                 os.replace(tmp, target)
             finally:
-                Path(tmp).unlink(missing_ok=True)
+                tmp.unlink(missing_ok=True)
             out.append(target)
     plt.close(fig)
     return out

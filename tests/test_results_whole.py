@@ -18,6 +18,7 @@ import cqdlaser
 from cqdlaser.geometry.errors import ConfigError
 from cqdlaser.physics.heat import HeatProblem
 from cqdlaser.studies.cli import main
+from cqdlaser.studies.common import matplotlib_backend, save_figure
 from cqdlaser.studies.output import STAGING_PREFIX, atomic_write_text
 
 CONFIG = Path(__file__).parent.parent / "studies" / "configs" / "paper_inorganic_mgf2.toml"
@@ -129,7 +130,7 @@ def test_steady_into_a_transient_folder(shared_tmp: Path, capsys: pytest.Capture
 
 
 def test_files_follow_the_umask(shared_tmp: Path, umask_022: None) -> None:
-    """Tables, JSON and fields are rw-r--r-- under umask 022 (not 0600)."""
+    """Tables, JSON, fields and figures are rw-r--r-- under umask 022 (not 0600)."""
     device = cqdlaser.load_device(CONFIG, SHORT)
     out = shared_tmp / "heat"
     cqdlaser.heat(device, out=out)
@@ -140,8 +141,14 @@ def test_files_follow_the_umask(shared_tmp: Path, umask_022: None) -> None:
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) & 0o044 == 0o044, path.name
 
+    matplotlib_backend()
+    import matplotlib.pyplot as plt
+
+    figures = save_figure(plt.figure(), shared_tmp / "figure")
+
     def table() -> None:
         written = atomic_write_text(shared_tmp / "table.csv", "a,b\n")
-        assert stat.S_IMODE(written.stat().st_mode) == 0o644
+        for path in (written, *figures):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
 
     _on_rank0(table)
