@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from mpi4py import MPI
 
@@ -33,8 +33,17 @@ from cqdlaser._version import __version__
 logger = logging.getLogger("cqdlaser")
 
 
-def setup_logging(comm: MPI.Comm = MPI.COMM_WORLD, *, quiet: bool = False) -> None:
-    """Log to stderr, from rank 0 only (other ranks log warnings and errors with their rank)."""
+TABLE_LOGGER = "cqdlaser.table"
+"""The logger of results and tables meant for a reader (the CLI's human-readable output): they go
+to stdout, while progress and logs go to stderr."""
+
+
+def setup_logging(
+    comm: MPI.Comm = MPI.COMM_WORLD, *, quiet: bool = False, stdout: TextIO | None = None
+) -> None:
+    """Log to stderr, from rank 0 only (other ranks log warnings and errors with their rank);
+    results and tables (logger :data:`TABLE_LOGGER`) go to ``stdout`` (default ``sys.stdout``)
+    from rank 0, and nowhere when ``quiet`` (``--json``: the JSON document is the result)."""
     level = logging.WARNING if quiet or comm.rank != 0 else logging.INFO
     fmt = "%(message)s" if comm.rank == 0 else f"[rank {comm.rank}] %(levelname)s %(message)s"
     handler = logging.StreamHandler(sys.stderr)
@@ -42,6 +51,10 @@ def setup_logging(comm: MPI.Comm = MPI.COMM_WORLD, *, quiet: bool = False) -> No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    tables = logging.getLogger(TABLE_LOGGER)
+    tables.propagate = False
+    tables.handlers[:] = [logging.StreamHandler(sys.stdout if stdout is None else stdout)]
+    tables.setLevel(logging.INFO if comm.rank == 0 and not quiet else logging.CRITICAL + 1)
 
 
 def _jsonable(obj: Any) -> Any:
