@@ -27,7 +27,7 @@ from cqdlaser.geometry.config import apply_overrides, device_from_dict
 from cqdlaser.geometry.config import load_device as _load_toml
 from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.errors import ConfigError, unknown_name
-from cqdlaser.studies.output import provenance
+from cqdlaser.studies.output import provenance, staged
 from cqdlaser.studies.results import (
     BandEdgeResult,
     BandsResult,
@@ -103,14 +103,27 @@ def mesh(
         comm: Communicator (Gmsh runs on its rank 0).
         out: Output folder, or None to write nothing.
     """
-    from cqdlaser.geometry.builders import build_mesh
-    from cqdlaser.geometry.meshdata import write_mesh
-
     if kind not in MESH_KINDS:
         raise unknown_name("kind", kind, MESH_KINDS)
     comm = _comm(comm)
+    with staged(out, comm, what="cqdlaser mesh") as stage:
+        return _mesh(device, kind, resolved, comm, out, stage)
+
+
+def _mesh(
+    device: Device,
+    kind: str,
+    resolved: bool,
+    comm: MPI.Comm,
+    out: str | Path | None,
+    stage: Path | None,
+) -> MeshResult:
+    """Build, summarise and (into the staging folder ``stage``) write one mesh kind."""
+    from cqdlaser.geometry.builders import build_mesh
+    from cqdlaser.geometry.meshdata import write_mesh
+
     t0 = time.perf_counter()
-    msh_file = None if out is None else Path(out) / "mesh.msh"
+    msh_file = None if stage is None else stage / "mesh.msh"
     data = build_mesh(device, kind, comm, resolved=resolved, msh_file=msh_file)
     counts = data.counts()
     result = MeshResult(
@@ -128,8 +141,8 @@ def mesh(
         provenance=provenance(comm, started=t0),
         mesh_data=data,
     )
-    if out is not None:
-        write_mesh(data, Path(out), info=result.to_dict())
+    if stage is not None:
+        write_mesh(data, stage, info=result.to_dict())
     return result
 
 
@@ -351,19 +364,26 @@ def modes(
             raise ConfigError("polarisation", pol, "must be 'TE' or 'TM'")
     comm = _comm(comm)
     t0 = time.perf_counter()
-    folder = None if out is None else Path(out)
-    rows = stack_mode_table(device, comm, polarisations=tuple(polarisations), out=folder)
-    result = ModesResult(
+    with staged(out, comm, what="cqdlaser modes") as stage:
+        rows = stack_mode_table(device, comm, polarisations=tuple(polarisations), out=stage)
+        result = _modes_result(device, rows, comm, t0)
+        if stage is not None:
+            if result.modes:
+                result.to_csv(stage / "modes.csv", comm=comm)
+            result.to_json(stage / "modes.json", comm=comm)
+    return result
+
+
+def _modes_result(
+    device: Device, rows: list[dict[str, Any]], comm: MPI.Comm, t0: float
+) -> ModesResult:
+    """The typed result of the stack-mode rows."""
+    return ModesResult(
         modes=tuple(StackModeResult(**row) for row in rows),
         wavelength_nm=device.optics.wavelength_nm,
         device=device,
         provenance=provenance(comm, started=t0),
     )
-    if out is not None:
-        if result.modes:
-            result.to_csv(Path(out) / "modes.csv", comm=comm)
-        result.to_json(Path(out) / "modes.json", comm=comm)
-    return result
 
 
 def bands(
@@ -400,15 +420,19 @@ def bands(
         raise ConfigError("n_bands", n_bands, "must be an integer in [1, 64]")
     comm = _comm(comm)
     t0 = time.perf_counter()
-    raw = band_edge_table(
-        device,
-        comm,
-        kind=kind,
-        polarisation=polarisation,
-        n_bands=n_bands,
-        out=None if out is None else Path(out),
-    )
-    result = BandsResult(
+    with staged(out, comm, what="cqdlaser bands") as stage:
+        raw = band_edge_table(
+            device, comm, kind=kind, polarisation=polarisation, n_bands=n_bands, out=stage
+        )
+        result = _bands_result(device, raw, comm, t0)
+        if stage is not None:
+            result.to_json(stage / "bands.json", comm=comm)
+    return result
+
+
+def _bands_result(device: Device, raw: dict[str, Any], comm: MPI.Comm, t0: float) -> BandsResult:
+    """The typed result of the band-edge table."""
+    return BandsResult(
         kind=raw["kind"],
         polarisation=raw["polarisation"],
         bragg_estimate_nm=raw["bragg_estimate_nm"],
@@ -418,9 +442,6 @@ def bands(
         device=device,
         provenance=provenance(comm, started=t0),
     )
-    if out is not None:
-        result.to_json(Path(out) / "bands.json", comm=comm)
-    return result
 
 
 def lasing(
@@ -450,9 +471,10 @@ def lasing(
         device=device,
         provenance=provenance(comm, started=t0),
     )
-    if out is not None:
-        result.to_csv(Path(out) / "lasing_history.csv", comm=comm)
-        result.to_json(Path(out) / "lasing.json", comm=comm)
+    with staged(out, comm, what="cqdlaser lasing") as stage:
+        if stage is not None:
+            result.to_csv(stage / "lasing_history.csv", comm=comm)
+            result.to_json(stage / "lasing.json", comm=comm)
     return result
 
 

@@ -157,6 +157,10 @@ def test_config_error_on_one_rank_does_not_hang() -> None:
     assert "film.thickness_nm" in line
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_a_run_with_one_line_and_130(tmp_path: Path) -> None:
     """SIGINT while the heat run steps (its KSP monitor prints): exit 130, one line."""
     endless = ["--set", "heat.mesh=stack", "--set", "heat.end_time_us=100"]
@@ -168,6 +172,9 @@ def test_ctrl_c_ends_a_run_with_one_line_and_130(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # As at a terminal: a shell that runs the suite in the background ignores SIGINT, and
+        # its children would inherit that (Python then installs no KeyboardInterrupt handler).
+        preexec_fn=_default_sigint,
     )
     try:
         assert proc.stdout is not None
@@ -180,6 +187,7 @@ def test_ctrl_c_ends_a_run_with_one_line_and_130(tmp_path: Path) -> None:
         seconds = time.perf_counter() - t0
     finally:
         proc.kill()
+        proc.communicate()
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr, stderr
     assert _error_lines(stderr) == ["cqdlaser: error: interrupted"], stderr

@@ -152,3 +152,43 @@ def test_files_follow_the_umask(shared_tmp: Path, umask_022: None) -> None:
             assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
 
     _on_rank0(table)
+
+
+GLASS = Path(__file__).parent.parent / "studies" / "configs" / "ase_inorganic_glass.toml"
+
+
+@pytest.mark.parametrize(
+    ("command", "files"),
+    [
+        ("mesh", ("mesh.xdmf", "mesh.vtkhdf", "mesh.msh", "markers.json", "info.json")),
+        ("modes", ("modes.json", "modes.csv", "modes.bp", "modes.vtkhdf")),
+    ],
+)
+def test_other_commands_publish_whole_or_nothing(
+    shared_tmp: Path, monkeypatch: pytest.MonkeyPatch, command: str, files: tuple[str, ...]
+) -> None:
+    """mesh and modes write through a staging folder too: all their files, or none of them."""
+    device = cqdlaser.load_device(GLASS, ["mesh.optical_padding_um=1"])
+    run = {
+        "mesh": lambda out: cqdlaser.mesh(device, "stack", out=out),
+        "modes": lambda out: cqdlaser.modes(device, out=out),
+    }[command]
+    good, bad = shared_tmp / "good", shared_tmp / "bad"
+    run(good)
+    MPI.COMM_WORLD.barrier()
+    names = {p.name for p in good.iterdir()}
+    assert set(files) <= names and not any(n.startswith(STAGING_PREFIX) for n in names)
+
+    import cqdlaser.studies.results as results
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(results.MeshResult, "to_dict", broken)
+    monkeypatch.setattr(results.ModesResult, "to_json", broken)
+    with pytest.raises(OSError, match="disk full"):
+        run(bad)
+    MPI.COMM_WORLD.barrier()
+    left = {p.name for p in bad.iterdir()}
+    assert not left & set(files), left
+    assert any(n.startswith(STAGING_PREFIX) for n in left)
