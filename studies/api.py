@@ -51,6 +51,12 @@ __all__ = [
 ]
 
 MESH_KINDS = ("stack", "cross-section", "cell", "device", "axisymmetric")
+MESH_FILES = ("mesh.xdmf", "mesh.h5", "mesh.vtkhdf", "mesh.msh", "markers.json", "info.json")
+MODES_FILES = ("modes.json", "modes.csv", "modes.bp", "modes.vtkhdf")
+BANDS_FILES = ("bands.json", "band_edges.bp", "band_edges.vtkhdf")
+LASING_FILES = ("lasing.json", "lasing_history.csv")
+"""The files of each command: a new run into the same folder replaces all of them, so no file
+of the previous run (a modes.csv where the new run found no mode) is left beside the new ones."""
 
 
 def _comm(comm: MPI.Comm | None) -> MPI.Comm:
@@ -106,7 +112,7 @@ def mesh(
     if kind not in MESH_KINDS:
         raise unknown_name("kind", kind, MESH_KINDS)
     comm = _comm(comm)
-    with staged(out, comm, what="cqdlaser mesh") as stage:
+    with staged(out, comm, stale=MESH_FILES, what="cqdlaser mesh") as stage:
         return _mesh(device, kind, resolved, comm, out, stage)
 
 
@@ -364,7 +370,7 @@ def modes(
             raise ConfigError("polarisation", pol, "must be 'TE' or 'TM'")
     comm = _comm(comm)
     t0 = time.perf_counter()
-    with staged(out, comm, what="cqdlaser modes") as stage:
+    with staged(out, comm, stale=MODES_FILES, what="cqdlaser modes") as stage:
         rows = stack_mode_table(device, comm, polarisations=tuple(polarisations), out=stage)
         result = _modes_result(device, rows, comm, t0)
         if stage is not None:
@@ -420,7 +426,7 @@ def bands(
         raise ConfigError("n_bands", n_bands, "must be an integer in [1, 64]")
     comm = _comm(comm)
     t0 = time.perf_counter()
-    with staged(out, comm, what="cqdlaser bands") as stage:
+    with staged(out, comm, stale=BANDS_FILES, what="cqdlaser bands") as stage:
         raw = band_edge_table(
             device, comm, kind=kind, polarisation=polarisation, n_bands=n_bands, out=stage
         )
@@ -471,7 +477,7 @@ def lasing(
         device=device,
         provenance=provenance(comm, started=t0),
     )
-    with staged(out, comm, what="cqdlaser lasing") as stage:
+    with staged(out, comm, stale=LASING_FILES, what="cqdlaser lasing") as stage:
         if stage is not None:
             result.to_csv(stage / "lasing_history.csv", comm=comm)
             result.to_json(stage / "lasing.json", comm=comm)

@@ -325,3 +325,43 @@ def staged(
             )
         raise
     staging.publish(stale)
+
+
+@contextmanager
+def staged_folder(
+    out: str | Path, comm: MPI.Comm = MPI.COMM_WORLD, *, what: str = "the run"
+) -> Iterator[Path]:
+    """A private sibling of the folder ``out``, which replaces ``out`` when the block completes.
+
+    For runs that own their whole folder (a study): the staging folder
+    ``<parent>/.staging-<name>-<id>`` sits beside ``out``, so a study that reads its siblings
+    (the calibration of the same run) finds them; on success the previous ``out`` is removed and
+    the staging folder renamed to it, so ``out`` holds the whole new result or the previous one.
+    When the block raises, nothing is published and rank 0 logs where the partial output is.
+    """
+    out = Path(out)
+
+    def make() -> Path:
+        path = out.parent / f"{STAGING_PREFIX}{out.name}-{uuid.uuid4().hex[:12]}"
+        path.mkdir(parents=True)
+        return path
+
+    stage = on_rank0(comm, f"cannot create a staging folder beside {out}", make)
+    try:
+        yield stage
+    except BaseException:
+        if comm.rank == 0:
+            logger.warning(
+                "%s did not complete: nothing was published in %s; its partial output is in %s",
+                what,
+                out,
+                stage,
+            )
+        raise
+    comm.barrier()
+
+    def publish() -> None:
+        _remove(out)
+        stage.replace(out)
+
+    on_rank0(comm, f"cannot publish {stage} as {out}", publish)

@@ -15,6 +15,8 @@ from typing import Any
 
 from mpi4py import MPI
 
+from cqdlaser.studies.output import staged_folder
+
 Study = Callable[..., dict[str, Any]]
 Plot = Callable[[Path, MPI.Comm], None]
 
@@ -97,13 +99,18 @@ def run_one(
     figures: bool = True,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Compute one study into ``out`` and, with ``figures``, draw its figures from the files."""
-    summary = study(name)(out, quick=quick, comm=comm, **kwargs)
-    comm.barrier()  # rank 0 writes: its files are complete before anyone reads them
-    draw = plotter(name) if figures else None
-    if draw is not None:
-        draw(out, comm)
-        comm.barrier()
+    """Compute one study into ``out`` and, with ``figures``, draw its figures from the files.
+
+    The study writes into a staging folder beside ``out`` that replaces ``out`` only when the
+    study (and its figures) completed: ``out`` holds a whole result or the previous one.
+    """
+    with staged_folder(out, comm, what=f"study {name}") as stage:
+        summary = study(name)(stage, quick=quick, comm=comm, **kwargs)
+        comm.barrier()  # rank 0 writes: its files are complete before anyone reads them
+        draw = plotter(name) if figures else None
+        if draw is not None:
+            draw(stage, comm)
+            comm.barrier()
     return summary
 
 

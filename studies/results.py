@@ -80,6 +80,7 @@ class _Result:
             if f.name in self._hidden or (value is None and f.name in self._omit_if_none):
                 continue
             out[f.name] = _plain(value)
+        out.setdefault("status", "complete")  # a result object exists only for a run that ended
         device = getattr(self, "device", None)
         if device is not None:
             out["inputs"] = device_to_dict(device)

@@ -84,3 +84,30 @@ def test_report_table_and_unexplained_differences(shared_tmp: Path) -> None:
         )
         with pytest.raises(RuntimeError, match="far off"):
             write_report(shared_tmp, shared_tmp / "v2.md", quick=True, comm=MPI.COMM_SELF)
+
+
+def test_a_failed_study_publishes_nothing(
+    shared_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study that fails half-way leaves its folder as it was (here: absent), and says where its
+    partial output is (a staging folder beside it, which the validation report ignores)."""
+    from mpi4py import MPI
+
+    from cqdlaser.studies import registry
+    from cqdlaser.studies.paper import report
+
+    def half_done(out: Path, *, quick: bool, comm: MPI.Comm) -> dict:
+        from cqdlaser.studies.output import write_json
+
+        write_json(out / "meshes.json", {"validation": []}, comm=comm)
+        comm.barrier()
+        raise RuntimeError("mesh generator crashed")
+
+    monkeypatch.setattr(registry, "study", lambda name: half_done)
+    with pytest.raises(RuntimeError, match="mesh generator crashed"):
+        registry.run_one("meshes", shared_tmp / "meshes", quick=True)
+    MPI.COMM_WORLD.barrier()
+    assert not (shared_tmp / "meshes").exists()
+    (partial,) = [p for p in shared_tmp.iterdir() if p.name.startswith(".staging-meshes-")]
+    assert (partial / "meshes.json").is_file()
+    assert report.collect(shared_tmp) == []

@@ -220,7 +220,9 @@ EXTRACTORS = {
 def collect(results_dir: Path) -> list[dict[str, Any]]:
     """The validation rows of every study under ``results_dir`` (``<study>/<study>.json``)."""
     rows = []
-    for path in sorted(results_dir.glob("*/*.json")):
+    for path in sorted(
+        p for p in results_dir.glob("*/*.json") if not p.parent.name.startswith(".")
+    ):
         doc = json.loads(path.read_text())
         study = path.parent.name
         found = list(doc.get("validation", []))
@@ -247,7 +249,7 @@ def write_report(
     figures_dir = figures_dir or path.parent / "figures"
     figures_dir.mkdir(parents=True, exist_ok=True)
     figures = []
-    for png in sorted(results_dir.glob("*/*.png")):
+    for png in sorted(p for p in results_dir.glob("*/*.png") if not p.parent.name.startswith(".")):
         if png.parent.resolve() == figures_dir.resolve():
             continue
         target = figures_dir / png.name
