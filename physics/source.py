@@ -341,6 +341,14 @@ def heat_fraction(device: Device, materials: Mapping[str, AbsorbingMaterial]) ->
     return absorbed_fraction(device, materials) * (1.0 - plqy * ratio)
 
 
+def heat_fraction_origin(device: Device) -> str:
+    """Where :func:`heat_fraction` takes its value from: ``"given"`` (``pump.heat_fraction``) or
+    ``"computed from absorption and PLQY"``; results state it beside the value."""
+    if device.pump.heat_fraction is not None:
+        return "given"
+    return "computed from absorption and PLQY"
+
+
 def source_from_device(device: Device, materials: Mapping[str, AbsorbingMaterial]) -> HeatSource:
     """The heat source of a device's pump (``[pump]``) in its CQD layers.
 

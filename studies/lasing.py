@@ -23,6 +23,7 @@ from cqdlaser.physics.laser import (
     thermal_resistance,
     threshold_model,
 )
+from cqdlaser.physics.source import heat_fraction_origin
 from cqdlaser.studies.thermal import heat_materials, heat_mesh
 
 
@@ -70,6 +71,7 @@ def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any
         "threshold_model": model.model,
         "slope_efficiency": device.laser.slope_efficiency,
         "heat_fraction": problem.source.heat_fraction,
+        "heat_fraction_origin": heat_fraction_origin(device),
         "wall_time_s": time.perf_counter() - t0,
         "times_s": history.times,
         "film_max_temperature_k": history.film_max_temperature,

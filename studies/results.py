@@ -153,6 +153,7 @@ class HeatResult(_Result):
     mesh: str
     dofs: int
     heat_fraction: float
+    heat_fraction_origin: str
     absorbed_power_w: float
     sink_temperature_k: float
     grating_conductivity_w_mk: tuple[float, float, float] | None
@@ -397,6 +398,7 @@ class LasingResult(_Result):
     threshold_model: str
     slope_efficiency: float
     heat_fraction: float
+    heat_fraction_origin: str
     wall_time_s: float
     times_s: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
     film_max_temperature_k: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)

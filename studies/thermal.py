@@ -19,6 +19,7 @@ from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics.heat import HeatHistory, HeatProblem, time_grid
 from cqdlaser.physics.laser import KW_CM2, thermal_resistance
 from cqdlaser.physics.materials import Material, region_materials
+from cqdlaser.physics.source import heat_fraction_origin
 from cqdlaser.studies.checkpoints import Checkpoint, Checkpointer, Schedule, Snapshots
 from cqdlaser.studies.fields import FieldSeries, write_fields
 from cqdlaser.studies.output import write_csv
@@ -195,6 +196,7 @@ def _run_summary(
         "dofs": int(problem.V.dofmap.index_map.size_global),
         "linear_solver": problem.linear_solver,
         "heat_fraction": problem.source.heat_fraction,
+        "heat_fraction_origin": heat_fraction_origin(device),
         "absorbed_power_w": problem.source.power,
         "sink_temperature_k": device.heat.sink_temperature_k,
         "grating_conductivity_w_mk": None if grating is None else list(grating),

@@ -225,3 +225,16 @@ def test_run_cli_equals_api(capsys: pytest.CaptureFixture[str], shared_tmp: Path
     _same(cli["fig1c"], _doc(api))
     assert api.summary["gamma_inorganic_120nm"] == pytest.approx(0.54, abs=0.01)
     assert not list((shared_tmp / "api").glob("*.png"))
+
+
+def test_results_state_the_heat_fraction_and_its_origin() -> None:
+    given = cqdlaser.load_device(
+        _config("paper_inorganic_mgf2"), [*THERMAL, "pump.heat_fraction=0.1"]
+    )
+    computed = cqdlaser.load_device(_config("paper_inorganic_mgf2"), THERMAL)
+    heat = cqdlaser.heat(given, steady=True)
+    assert heat.heat_fraction == 0.1 and heat.heat_fraction_origin == "given"
+    assert heat.to_dict()["heat_fraction_origin"] == "given"
+    laser = cqdlaser.lasing(computed)
+    assert laser.heat_fraction_origin == "computed from absorption and PLQY"
+    assert 0.0 < laser.heat_fraction < 1.0 and laser.heat_fraction != 0.1
