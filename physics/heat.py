@@ -357,6 +357,13 @@ class HeatHistory:
     energy_out_top: np.ndarray
     scheme: str
 
+    @classmethod
+    def from_records(cls, times: np.ndarray, records: Any, scheme: str) -> HeatHistory:
+        """The history of recorded rows, one per time level: film max, film mean, interface,
+        energy in, stored, out and out through the top (the order of ``HeatProblem._record``)."""
+        data = np.asarray(records, dtype=float)
+        return cls(np.asarray(times, dtype=float).copy(), *(data[:, i] for i in range(7)), scheme)
+
     @property
     def balance_error(self) -> np.ndarray:
         """``in - stored - out - out_top`` at each time level (J or J/m^2)."""
@@ -1363,19 +1370,9 @@ class HeatProblem:
                 records.append(self._record(start))
                 if callback is not None:
                     callback(self)
-        data = np.asarray(records)
-        self._check_run_balance(defects, data[:, 3:], start[1])
-        return HeatHistory(
-            times=times.copy(),
-            film_max_temperature=data[:, 0],
-            film_mean_temperature=data[:, 1],
-            interface_temperature=data[:, 2],
-            energy_in=data[:, 3],
-            energy_stored=data[:, 4],
-            energy_out=data[:, 5],
-            energy_out_top=data[:, 6],
-            scheme=s.scheme,
-        )
+        history = HeatHistory.from_records(times, records, s.scheme)
+        self._check_run_balance(defects, np.asarray(records)[:, 3:], start[1])
+        return history
 
     def _record(self, start: tuple[float, float, float, float]) -> tuple[float, ...]:
         e_in, e_stored, e_out, e_top = start

@@ -250,18 +250,7 @@ class Checkpointer:
 
     def history(self, scheme: str) -> HeatHistory:
         """The run's history from the recorded rows (time levels 0 to the current step)."""
-        data = np.asarray(self.rows, dtype=float)
-        return HeatHistory(
-            times=self.times[: len(self.rows)].copy(),
-            film_max_temperature=data[:, 0],
-            film_mean_temperature=data[:, 1],
-            interface_temperature=data[:, 2],
-            energy_in=data[:, 3],
-            energy_stored=data[:, 4],
-            energy_out=data[:, 5],
-            energy_out_top=data[:, 6],
-            scheme=scheme,
-        )
+        return HeatHistory.from_records(self.times[: len(self.rows)], self.rows, scheme)
 
     def write(self) -> Path:
         """Write a checkpoint of the current state (collective); prune old ones."""

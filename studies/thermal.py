@@ -309,31 +309,22 @@ def _tracker(
     if checkpoint is None:
         start = (problem.energy_in, problem.stored_energy(), problem.energy_out)
         start += (problem.energy_out_top,)
-        snapshots = Snapshots(snapshot_times)
-        return Checkpointer(
-            stepping.checkpoints,
-            stepping.schedule,
-            problem,
-            times,
-            device,
-            start,
-            None,
-            snapshots,
-            staging,
-        )
-    checkpoint.check(problem, times, device)
-    doc = checkpoint.document
-    u_n, u_nn, *fields = checkpoint.vectors(problem.V, 2 + len(doc["snapshot_times_s"]))
-    problem.restore(doc["problem"], u_n, u_nn)
-    snapshots = Snapshots.restored(checkpoint, problem.V, fields)
+        rows, snapshots = None, Snapshots(snapshot_times)
+    else:
+        checkpoint.check(problem, times, device)
+        doc = checkpoint.document
+        u_n, u_nn, *fields = checkpoint.vectors(problem.V, 2 + len(doc["snapshot_times_s"]))
+        problem.restore(doc["problem"], u_n, u_nn)
+        start, rows = doc["start"], doc["rows"]
+        snapshots = Snapshots.restored(checkpoint, problem.V, fields)
     return Checkpointer(
         stepping.checkpoints,
         stepping.schedule,
         problem,
         times,
         device,
-        doc["start"],
-        doc["rows"],
+        start,
+        rows,
         snapshots,
         staging,
     )

@@ -424,10 +424,7 @@ def run(
         heat_fraction: Override the heat fraction (default: the calibration).
     """
     t0 = time.perf_counter()
-    if heat_fraction is None:
-        heat_fraction, origin = study_heat_fraction(out, quick, comm)
-    else:
-        origin = "given"
+    heat_fraction, origin = study_heat_fraction(out, quick, comm, given=heat_fraction)
     grid = QUICK if quick else FULL
     gamma_ref = reference_confinement(comm)
     evaluated = evaluated_designs(grid, gamma_ref, heat_fraction, comm)

@@ -185,10 +185,7 @@ def run(
             :func:`~cqdlaser.studies.paper.calibration.study_heat_fraction`).
     """
     t0 = time.perf_counter()
-    if heat_fraction is None:
-        heat_fraction, origin = study_heat_fraction(out, quick, comm)
-    else:
-        origin = "given"
+    heat_fraction, origin = study_heat_fraction(out, quick, comm, given=heat_fraction)
     intensities = sorted({*np.arange(55.0, 200.0 + 1e-9, 5.0).tolist(), REFERENCE_INTENSITY_KW_CM2})
     cases = [Case(film, "mgf2") for film in FILMS]
     cases += [Case(film, s) for film in FILMS for s in SUBSTRATES if s != "mgf2"]

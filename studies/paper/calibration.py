@@ -332,14 +332,20 @@ def default_calibration_path(out: Path) -> Path:
 
 
 def study_heat_fraction(
-    out: Path, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD
+    out: Path,
+    quick: bool = False,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    given: float | None = None,
 ) -> tuple[float, str]:
     """The heat fraction a study writing into ``out`` uses, and where it comes from.
 
-    The one way studies get the calibrated heat fraction: the baseline reading's value from the
-    calibration of the same ``cqdlaser run`` (:func:`default_calibration_path`) when it exists,
-    else fitted now (:func:`calibrated_heat_fraction`).
+    The one way studies get the calibrated heat fraction: ``given`` when a caller fixes it, else
+    the baseline reading's value from the calibration of the same ``cqdlaser run``
+    (:func:`default_calibration_path`) when it exists, else fitted now
+    (:func:`calibrated_heat_fraction`).
     """
+    if given is not None:
+        return given, "given"
     path = default_calibration_path(out)
     return calibrated_heat_fraction(quick, comm, path), f"calibrated (reading {BASELINE})"
 
