@@ -26,5 +26,7 @@ def test_grating_conductivity_choices() -> None:
     corrected = heat_materials(
         load_device(PAPER, [*COARSE, "heat.grating_conductivity=constriction"])
     )["grating"].thermal_conductivity
-    # the constriction at the layer's faces lowers the effective through-plane conductivity
-    assert corrected[0] == k_cell[0] and corrected[2] < 0.95 * k_cell[2]
+    # the constriction at the layer's faces lowers the effective through-plane conductivity;
+    # in-plane it is the same cell problem, solved again (equal to round-off under MPI)
+    assert corrected[0] == pytest.approx(k_cell[0], rel=1e-9)
+    assert corrected[2] < 0.95 * k_cell[2]
