@@ -406,7 +406,8 @@ class Pump(_Validated):
 
     ``pulse_ns = None`` is CW; with ``period_us`` the pulse repeats (a pulse train).
     ``heat_fraction`` is the fraction of the *incident* intensity that becomes heat in the film;
-    when omitted it is computed from the film's absorption and PLQY.
+    when omitted, ``heat_fraction_model`` says where it comes from: the film material's calibrated
+    value (the default), or computed from the film's absorption and PLQY.
     """
 
     section: ClassVar[str] = "pump"
@@ -472,8 +473,18 @@ class Pump(_Validated):
             1,
             open_lo=True,
             doc="Fraction of the incident intensity that becomes heat in the film (omitted: "
-            "A (1 - PLQY lambda_pump / lambda_emission), from the film's single-pass absorption "
-            "A of the pump and its PLQY).",
+            "from `pump.heat_fraction_model`).",
+        ),
+    )
+    heat_fraction_model: str = field(
+        default="calibrated",
+        metadata=_choice(
+            "calibrated",
+            "absorption",
+            doc="Where the heat fraction comes from when `pump.heat_fraction` is omitted: the "
+            "film material's `heat_fraction_calibrated` (fitted by the calibration study on the "
+            "paper's lasing duration), or A (1 - PLQY lambda_pump / lambda_emission) from the "
+            "film's single-pass absorption A of the pump and its `plqy`.",
         ),
     )
     absorption: str = field(
@@ -839,8 +850,19 @@ class MaterialOverride(_Validated):
         metadata=_num(
             0,
             1,
-            doc="Photoluminescence quantum yield of a gain material, for the computed heat "
-            "fraction (omitted for a new material: 0).",
+            doc="Photoluminescence quantum yield of a gain material, for the heat fraction "
+            'computed from absorption (`pump.heat_fraction_model = "absorption"`).',
+        ),
+    )
+    heat_fraction_calibrated: float | None = field(
+        default=None,
+        metadata=_num(
+            0,
+            1,
+            open_lo=True,
+            doc="Fraction of the incident pump that becomes heat in a film of this gain "
+            "material, calibrated on a measurement (`pump.heat_fraction_model = "
+            '"calibrated"`, the default).',
         ),
     )
 

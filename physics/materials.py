@@ -63,6 +63,8 @@ class Material:
         dn_dt: Thermo-optic coefficient, 1/K.
         conductivity_exponent: k(T) = k(295 K) (T / 295 K)^exponent (0: constant).
         plqy: Photoluminescence quantum yield (gain films), else None.
+        heat_fraction_calibrated: Fraction of the incident pump that becomes heat in a film of
+            this material, as calibrated on the paper's lasing duration (gain films), else None.
         sources: Property -> source text.
     """
 
@@ -75,6 +77,7 @@ class Material:
     dn_dt: float = 0.0
     conductivity_exponent: float = 0.0
     plqy: float | None = None
+    heat_fraction_calibrated: float | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
@@ -107,6 +110,10 @@ class Material:
         f = (temperature / T_REF) ** self.conductivity_exponent
         kx, ky, kz = self.thermal_conductivity
         return (kx * f, ky * f, kz * f)
+
+
+def _optional(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _complex(value: Any) -> complex:
@@ -190,6 +197,7 @@ def get_material(
         dn_dt=float(entry.get("dn_dt_per_k", 0.0)),
         conductivity_exponent=float(entry.get("conductivity_exponent", 0.0)),
         plqy=None if entry.get("plqy") is None else float(entry["plqy"]),
+        heat_fraction_calibrated=_optional(entry.get("heat_fraction_calibrated")),
         sources=sources,
     )
 
@@ -254,8 +262,11 @@ def region_materials(device: Device) -> dict[str, Material]:
 
 
 def validate_materials(device: Device) -> None:
-    """Resolve every material name of a device (and the user-defined ones), raising ConfigError."""
-    region_materials(device)
+    """Resolve every material name of a device (and the user-defined ones), and check the film
+    material has the data its heat-fraction model needs, raising ConfigError."""
+    from cqdlaser.physics.source import check_heat_fraction_data
+
+    check_heat_fraction_data(device, region_materials(device)["film"])
     for name in device.materials:
         get_material(name, device.materials, key=f"materials.{name}")
 

@@ -26,8 +26,15 @@ Depth profiles: ``uniform`` (``q = 1/d_g``, ``d_g`` the CQD thickness per unit a
 ``tau(z) = alpha * (CQD thickness above z)``, and
 ``q(z) = alpha exp(-tau(z)) / (1 - exp(-alpha d_g))``.
 
-Heat fraction (when ``pump.heat_fraction`` is not given):
-``eta = A (1 - PLQY lambda_pump / lambda_emission)`` with ``A = 1 - exp(-alpha d_g)``.
+Heat fraction (when ``pump.heat_fraction`` is not given), by ``pump.heat_fraction_model``:
+
+- ``calibrated`` (the default): the film material's ``heat_fraction_calibrated``, the value the
+  calibration study fits on the paper's lasing duration (reading B: lasing at 88 kW/cm2 stops near
+  1.8 us); held for any film thickness, as the paper compares its films at equal optical density;
+- ``absorption``: ``eta = A (1 - PLQY lambda_pump / lambda_emission)`` with
+  ``A = 1 - exp(-alpha d_g)``, every absorbed photon not re-emitted becoming heat.
+
+A film material without the key its model needs stops the run (:func:`check_heat_fraction_data`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ from typing import Any, Protocol
 import ufl
 
 from cqdlaser.geometry.device import Device, Pump
+from cqdlaser.geometry.errors import ConfigError
 from cqdlaser.geometry.layers import gain_thickness, layer_stack
 from cqdlaser.geometry.meshdata import MeshData
 
@@ -66,7 +74,12 @@ class AbsorbingMaterial(Protocol):
 
     @property
     def plqy(self) -> float | None:
-        """Photoluminescence quantum yield (None: no emission)."""
+        """Photoluminescence quantum yield (None: not known)."""
+        ...
+
+    @property
+    def heat_fraction_calibrated(self) -> float | None:
+        """Calibrated fraction of the incident pump that becomes heat (None: not calibrated)."""
         ...
 
 
@@ -323,30 +336,69 @@ def absorbed_fraction(device: Device, materials: Mapping[str, AbsorbingMaterial]
     return -math.expm1(-alpha * gain_thickness(device))
 
 
+HEAT_FRACTION_DATA: Mapping[str, str] = MappingProxyType(
+    {"calibrated": "heat_fraction_calibrated", "absorption": "plqy"}
+)
+"""``pump.heat_fraction_model`` -> the film material's key it needs."""
+
+HEAT_FRACTION_ORIGINS: Mapping[str, str] = MappingProxyType(
+    {
+        "calibrated": "calibrated",
+        "absorption": "computed from absorption and PLQY",
+    }
+)
+"""``pump.heat_fraction_model`` -> the origin results state beside the value."""
+
+
+def check_heat_fraction_data(device: Device, film: AbsorbingMaterial) -> None:
+    """Raise ConfigError when the film material lacks the key the heat-fraction model needs.
+
+    Nothing is needed when ``pump.heat_fraction`` is given.
+    """
+    if device.pump.heat_fraction is not None:
+        return
+    model = device.pump.heat_fraction_model
+    key = HEAT_FRACTION_DATA[model]
+    if getattr(film, key) is None:
+        raise ConfigError(
+            f"materials.{device.film.material}.{key}",
+            None,
+            f"missing: pump.heat_fraction_model = {model!r} needs it (give it in "
+            f"[materials.{device.film.material}], or set pump.heat_fraction)",
+        )
+
+
 def heat_fraction(device: Device, materials: Mapping[str, AbsorbingMaterial]) -> float:
     """Fraction of the incident pump intensity that becomes heat in the film.
 
-    ``pump.heat_fraction`` when given; else ``A (1 - PLQY lambda_pump / lambda_emission)``, with
-    ``A`` from :func:`absorbed_fraction` and the film material's PLQY (None counts as 0: every
-    absorbed photon becomes heat).
+    ``pump.heat_fraction`` when given; else by ``pump.heat_fraction_model``: the film material's
+    calibrated value, or ``A (1 - PLQY lambda_pump / lambda_emission)`` with ``A`` from
+    :func:`absorbed_fraction` (module docstring).
 
     Args:
         device: The device description.
         materials: Region name -> material (``materials["film"]`` is used).
+
+    Raises:
+        ConfigError: the film material lacks the model's key (:func:`check_heat_fraction_data`).
     """
     if device.pump.heat_fraction is not None:
         return device.pump.heat_fraction
-    plqy = materials["film"].plqy or 0.0
+    film = materials["film"]
+    check_heat_fraction_data(device, film)
+    if device.pump.heat_fraction_model == "calibrated":
+        return float(film.heat_fraction_calibrated)  # type: ignore[arg-type]
     ratio = device.pump.wavelength / device.optics.wavelength
-    return absorbed_fraction(device, materials) * (1.0 - plqy * ratio)
+    return absorbed_fraction(device, materials) * (1.0 - float(film.plqy) * ratio)  # type: ignore[arg-type]
 
 
 def heat_fraction_origin(device: Device) -> str:
-    """Where :func:`heat_fraction` takes its value from: ``"given"`` (``pump.heat_fraction``) or
-    ``"computed from absorption and PLQY"``; results state it beside the value."""
+    """Where :func:`heat_fraction` takes its value from: ``"given"`` (``pump.heat_fraction``),
+    ``"calibrated (...)"`` or ``"computed from absorption and PLQY"``
+    (:data:`HEAT_FRACTION_ORIGINS`); results state it beside the value."""
     if device.pump.heat_fraction is not None:
         return "given"
-    return "computed from absorption and PLQY"
+    return HEAT_FRACTION_ORIGINS[device.pump.heat_fraction_model]
 
 
 def source_from_device(device: Device, materials: Mapping[str, AbsorbingMaterial]) -> HeatSource:

@@ -195,7 +195,7 @@ def cmd_heat(args: argparse.Namespace) -> dict[str, Any]:
         checkpoint_every_minutes=args.checkpoint_minutes,
     )
     table.info(
-        "%s mesh, %d dofs, heat fraction %.3f (%s), absorbed %.3g W",
+        "%s mesh, %d dofs, heat fraction %.4g (%s), absorbed %.3g W",
         r.mesh,
         r.dofs,
         r.heat_fraction,
@@ -228,7 +228,7 @@ def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
     r = api.lasing(device, out=out)
     d = r.lasing_duration_s
     table.info(
-        "pump %.1f kW/cm2, threshold %.1f kW/cm2 at the sink temperature, heat fraction %.3f (%s)",
+        "pump %.1f kW/cm2, threshold %.1f kW/cm2 at the sink temperature, heat fraction %.4g (%s)",
         r.pump_intensity_kw_cm2,
         r.threshold_at_sink_kw_cm2,
         r.heat_fraction,

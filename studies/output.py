@@ -109,10 +109,17 @@ def write_csv(
     *,
     rows: Iterable[Mapping[str, Any]] | None = None,
     comm: MPI.Comm = MPI.COMM_WORLD,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write a table atomically from rank 0, given as columns (name -> values) or as rows."""
+    """Write a table atomically from rank 0, given as columns (name -> values) or as rows.
+
+    ``metadata`` goes first, one ``# key: value`` line each: a reader skips the lines that start
+    with ``#`` (``pandas.read_csv(path, comment="#")``, or ``csv.DictReader`` over the others).
+    """
     if comm.rank == 0:
         buf = io.StringIO()
+        for key, value in (metadata or {}).items():
+            buf.write(f"# {key}: {_cell(value)}\n")
         if columns is not None:
             names = list(columns)
             writer = csv.writer(buf)

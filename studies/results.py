@@ -94,9 +94,14 @@ class _Result:
         """The result's table, column name -> values (what :meth:`to_csv` writes)."""
         raise NotImplementedError
 
+    def csv_metadata(self) -> dict[str, Any]:
+        """What :meth:`to_csv` writes above the table (``# key: value`` lines)."""
+        keys = ("heat_fraction", "heat_fraction_origin")
+        return {k: getattr(self, k) for k in keys if hasattr(self, k)}
+
     def to_csv(self, path: str | Path, comm: MPI.Comm = MPI.COMM_WORLD) -> Path:
-        """Write :meth:`table` as CSV (atomically, rank 0)."""
-        return write_csv(path, self.table(), comm=comm)
+        """Write :meth:`table` as CSV (atomically, rank 0), :meth:`csv_metadata` above it."""
+        return write_csv(path, self.table(), comm=comm, metadata=self.csv_metadata())
 
 
 def _axes(ax: Any) -> Any:

@@ -222,6 +222,11 @@ def _steady(device: Device, problem: HeatProblem, out: Path | None) -> dict[str,
     }
 
 
+def heat_fraction_metadata(device: Device, value: float) -> dict[str, Any]:
+    """The heat fraction a run used and its origin, as the metadata of its CSV tables."""
+    return {"heat_fraction": value, "heat_fraction_origin": heat_fraction_origin(device)}
+
+
 def _transient(
     device: Device,
     problem: HeatProblem,
@@ -278,7 +283,12 @@ def _transient(
     if first > 0:
         history = tracker.history(s.scheme)
     if out is not None:
-        write_csv(out / "heat.csv", history_columns(history), comm=problem.comm)
+        write_csv(
+            out / "heat.csv",
+            history_columns(history),
+            comm=problem.comm,
+            metadata=heat_fraction_metadata(device, problem.source.heat_fraction),
+        )
     # One linear solve a step; Newton steps record no statistics (then None).
     iterations = problem.krylov_iterations
     return {

@@ -231,10 +231,16 @@ def test_results_state_the_heat_fraction_and_its_origin() -> None:
     given = cqdlaser.load_device(
         _config("paper_inorganic_mgf2"), [*THERMAL, "pump.heat_fraction=0.1"]
     )
-    computed = cqdlaser.load_device(_config("paper_inorganic_mgf2"), THERMAL)
+    computed = cqdlaser.load_device(
+        _config("paper_inorganic_mgf2"), [*THERMAL, "pump.heat_fraction_model=absorption"]
+    )
+    calibrated = cqdlaser.load_device(_config("paper_inorganic_mgf2"), THERMAL)
     heat = cqdlaser.heat(given, steady=True)
     assert heat.heat_fraction == 0.1 and heat.heat_fraction_origin == "given"
     assert heat.to_dict()["heat_fraction_origin"] == "given"
     laser = cqdlaser.lasing(computed)
     assert laser.heat_fraction_origin == "computed from absorption and PLQY"
     assert 0.0 < laser.heat_fraction < 1.0 and laser.heat_fraction != 0.1
+    default = cqdlaser.lasing(calibrated)
+    assert default.heat_fraction_origin == "calibrated"
+    assert default.heat_fraction == pytest.approx(0.09997)

@@ -26,6 +26,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 
 DIMENSIONLESS = {
     "heat_fraction",
+    "heat_fraction_calibrated",
     "step_growth",
     "slope_efficiency",
     "scale",

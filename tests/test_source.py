@@ -15,6 +15,7 @@ import ufl
 from dolfinx import fem
 
 from cqdlaser.geometry.device import Device, Film, Grating, Optics, Pump, Substrate
+from cqdlaser.geometry.errors import ConfigError
 from cqdlaser.geometry.layers import gain_thickness
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.geometry.stack import build_stack
@@ -167,14 +168,16 @@ class FilmStub:
 
     absorption_coefficient: float
     plqy: float | None
+    heat_fraction_calibrated: float | None = None
 
 
 def test_heat_fraction():
-    """Given pump.heat_fraction wins; else A (1 - PLQY lambda_p / lambda_e)."""
+    """Given pump.heat_fraction wins; else the calibrated value, or A (1 - PLQY lambda_p /
+    lambda_e); a missing key stops the run."""
     device = Device(
         film=Film(thickness_nm=120),
         grating=Grating(),
-        pump=Pump(wavelength_nm=442),
+        pump=Pump(wavelength_nm=442, heat_fraction_model="absorption"),
         optics=Optics(wavelength_nm=643),
     )
     mats = {"film": FilmStub(4.6e6, 0.5)}
@@ -182,7 +185,12 @@ def test_heat_fraction():
     a = 1 - math.exp(-4.6e6 * dg)
     assert absorbed_fraction(device, mats) == pytest.approx(a, rel=1e-14)
     assert heat_fraction(device, mats) == pytest.approx(a * (1 - 0.5 * 442 / 643), rel=1e-14)
-    assert heat_fraction(device, {"film": FilmStub(4.6e6, None)}) == pytest.approx(a, rel=1e-14)
+    with pytest.raises(ConfigError, match="plqy"):
+        heat_fraction(device, {"film": FilmStub(4.6e6, None)})
+    calibrated = Device(film=Film(thickness_nm=120))
+    assert heat_fraction(calibrated, {"film": FilmStub(4.6e6, 0.5, 0.12)}) == 0.12
+    with pytest.raises(ConfigError, match="heat_fraction_calibrated"):
+        heat_fraction(calibrated, mats)
     given = Device(pump=Pump(heat_fraction=0.17))
     assert heat_fraction(given, mats) == 0.17
 

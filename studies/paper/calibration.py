@@ -19,8 +19,11 @@ full device (grating and cap) is shown as the alternative. The organic film gets
 Physical estimates for comparison: eta = A (1 - PLQY 442/643) with the materials' absorption,
 quantum defect only (PLQY = 1) and Auger dominated (the film's PLQY, 0.1).
 
-``calibration.json`` holds the baseline reading and its fitted value; the other thermal studies
-read it (``calibrated_heat_fractions``) or recompute it.
+``calibration.json`` holds the baseline reading and its fitted value; the paper's thermal studies
+read it (``calibrated_heat_fractions``) or recompute it. The baseline value is also stored in the
+data file as the films' ``heat_fraction_calibrated``: the default heat fraction of every command
+and design study (``pump.heat_fraction_model = "calibrated"``); ``calibration.json`` states the
+stored value beside this run's fit, and the validation report flags a difference.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ from cqdlaser.geometry.device import Device
 from cqdlaser.physics.heat import HeatProblem, time_grid
 from cqdlaser.physics.laser import KW_CM2, lasing_duration, threshold_model
 from cqdlaser.physics.materials import region_materials
-from cqdlaser.physics.source import absorbed_fraction, heat_fraction
+from cqdlaser.physics.source import absorbed_fraction, heat_fraction, heat_fraction_origin
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.sweep import sweep
@@ -336,18 +339,33 @@ def study_heat_fraction(
     quick: bool = False,
     comm: MPI.Comm = MPI.COMM_WORLD,
     given: float | None = None,
+    device: Device | None = None,
 ) -> tuple[float, str]:
-    """The heat fraction a study writing into ``out`` uses, and where it comes from.
+    """The heat fraction a design study uses, and where it comes from.
 
-    The one way studies get the calibrated heat fraction: ``given`` when a caller fixes it, else
-    the baseline reading's value from the calibration of the same ``cqdlaser run``
-    (:func:`default_calibration_path`) when it exists, else fitted now
-    (:func:`calibrated_heat_fraction`).
+    ``given`` when a caller fixes it, else the device's own (default: the paper's laser):
+    ``pump.heat_fraction`` or its ``pump.heat_fraction_model`` (by default the film material's
+    calibrated value, which this study re-fits: :func:`stored_heat_fraction_check`). So a study
+    and ``cqdlaser heat``/``lasing`` on the same config use the same number. ``out``, ``quick``
+    and ``comm`` are kept for the callers' signature.
     """
+    del out, quick, comm
     if given is not None:
         return given, "given"
-    path = default_calibration_path(out)
-    return calibrated_heat_fraction(quick, comm, path), f"calibrated (reading {BASELINE})"
+    device = device if device is not None else paper_device(LASER)
+    return heat_fraction(device, region_materials(device)), heat_fraction_origin(device)
+
+
+def stored_heat_fraction_check(fitted: float) -> dict[str, Any]:
+    """The film material's stored ``heat_fraction_calibrated`` against this run's fit of the
+    baseline reading: the data file and the calibration must tell one story."""
+    stored = region_materials(paper_device(LASER))["film"].heat_fraction_calibrated
+    assert stored is not None
+    return {
+        "stored_heat_fraction": stored,
+        "fitted_heat_fraction": fitted,
+        "stored_relative_difference": stored / fitted - 1.0,
+    }
 
 
 def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
@@ -377,6 +395,7 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
         "under_b_fig4b_temperature_2us_c": b["temperature_51_at_2us_k"] - CELSIUS,
         "under_a_fig4b_temperature_2us_c": a["temperature_51_at_2us_k"] - CELSIUS,
         "under_b_lasing_duration_88_s": b["lasing_duration_88_s"],
+        **stored_heat_fraction_check(by[BASELINE, "film"]["heat_fraction"]),
         "estimate_quantum_defect": est["inorganic", "film"]["heat_fraction_quantum_defect"],
         "estimate_auger_dominated": est["inorganic", "film"]["heat_fraction_auger_dominated"],
         "organic_heat_fraction": "same as inorganic (equal OD at 442 nm, same PLQY)",

@@ -70,9 +70,25 @@ def _calibration(doc: dict[str, Any]) -> list[dict[str, Any]]:
             "",
             f"not given by the paper; estimates: absorbed fraction x quantum defect "
             f"{s['estimate_quantum_defect']:.3f}, Auger dominated "
-            f"{s['estimate_auger_dominated']:.3f} (calibration.json)",
+            f"{s['estimate_auger_dominated']:.3f} (calibration.json); "
+            f"{_stored_note(s)}",
         ),
     ]
+
+
+STORED_TOLERANCE = 0.01
+"""Relative difference above which the stored calibrated heat fraction is flagged as stale."""
+
+
+def _stored_note(s: dict[str, Any]) -> str:
+    stored, diff = s["stored_heat_fraction"], s["stored_relative_difference"]
+    text = (
+        f"the default of every command (the films' heat_fraction_calibrated in the data file) "
+        f"is {stored:.5f}, {diff * 100:+.2f} % from this fit"
+    )
+    if abs(diff) > STORED_TOLERANCE:
+        text += " - STALE: update heat_fraction_calibrated in physics/materials.toml"
+    return text
 
 
 def _fig4b(doc: dict[str, Any]) -> list[dict[str, Any]]:
