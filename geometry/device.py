@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, ClassVar
 
+from cqdlaser.geometry.dispersion_spec import FORM, check_dispersion
 from cqdlaser.geometry.errors import ConfigError
 
 Item = tuple[str, float, float, bool]
@@ -442,8 +443,9 @@ class Pump(_Validated):
         metadata=_num(
             200,
             3000,
-            doc="Pump wavelength: with `optics.wavelength_nm` it gives the quantum defect of the "
-            "computed heat fraction.",
+            doc="Pump wavelength: the materials' indices at the pump (the film's absorption "
+            "coefficient) are taken at it, and with `optics.wavelength_nm` it gives the quantum "
+            "defect of the computed heat fraction.",
         ),
     )
     pulse_ns: float | None = field(
@@ -550,8 +552,8 @@ class Optics(_Validated):
         metadata=_num(
             200,
             3000,
-            doc="Emission wavelength: the modes are solved at it and the band-edge search starts "
-            "from it.",
+            doc="Emission wavelength: the materials' refractive indices are taken at it, the modes "
+            "are solved at it and the band-edge search starts from it.",
         ),
     )
     polarisation: str = field(
@@ -806,7 +808,8 @@ class MeshResolution(_Validated):
 class MaterialOverride(_Validated):
     """Overrides of a known material's properties (a key left out keeps the data file's value,
     listed by ``cqdlaser materials``), or a new material, which needs ``thermal_conductivity_w_mk``,
-    ``density_kg_m3``, ``specific_heat_j_kgk`` and ``refractive_index``.
+    ``density_kg_m3``, ``specific_heat_j_kgk`` and ``refractive_index`` (the same at every
+    wavelength) or ``dispersion``.
 
     One ``[materials.<name>]`` table per material; any layer's ``material`` key may name a new one.
     """
@@ -829,15 +832,27 @@ class MaterialOverride(_Validated):
     refractive_index: float | tuple[float, float] | None = field(
         default=None,
         metadata=_index(
-            "Refractive index n (n + i kappa where absorbing) at the emission wavelength."
+            "Refractive index n (n + i kappa where absorbing) at the emission wavelength "
+            "`optics.wavelength_nm`, in place of the material's dispersion there."
         ),
     )
     refractive_index_pump: float | tuple[float, float] | None = field(
         default=None,
         metadata=_index(
-            "Refractive index at the pump wavelength; kappa gives the absorption coefficient "
-            "4 pi kappa / 442 nm (omitted for a new material: `refractive_index`)."
+            "Refractive index at the pump wavelength `pump.wavelength_nm`, in place of the "
+            "material's dispersion there; kappa gives the absorption coefficient "
+            "4 pi kappa / lambda_pump (omitted for a new material: `refractive_index`)."
         ),
+    )
+    dispersion: dict | None = field(
+        default=None,
+        metadata={
+            "table": FORM,
+            "doc": "Refractive index as a function of wavelength with its validity range "
+            '(`range_nm`; a table: its rows), e.g. `{model = "sellmeier", b = [0.696], '
+            "c_um2 = [0.0047], range_nm = [210, 3710]}`; a wavelength outside the range stops "
+            "the run (docs/physics.md, Dispersion).",
+        },
     )
     dn_dt_per_k: float | None = field(
         default=None,
@@ -865,6 +880,12 @@ class MaterialOverride(_Validated):
             '"calibrated"`, the default).',
         ),
     )
+
+    def __post_init__(self) -> None:
+        if self.dispersion is not None:
+            spec = check_dispersion(f"{self.section}.dispersion", self.dispersion)
+            object.__setattr__(self, "dispersion", spec)
+        super().__post_init__()
 
 
 @dataclass(frozen=True)

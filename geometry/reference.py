@@ -98,6 +98,8 @@ def allowed(f: dataclasses.Field) -> str:
         return ", ".join(f'`"{c}"`' for c in meta["choices"])
     if meta.get("material"):
         return "a material name"
+    if "table" in meta:
+        return meta["table"]
     if "range" in meta:
         lo, hi = meta["range"]
         interval = format_range(lo, hi, open_lo=meta["open_lo"])

@@ -90,27 +90,31 @@ def cmd_materials(args: argparse.Namespace) -> dict[str, Any]:
 
     rows = materials_table()
     table.info(
-        "%-14s %-14s %8s %7s %-16s %-16s %9s",
+        "%-14s %-14s %8s %7s %-16s %-16s %9s  %s",
         "material",
         "k (W/m/K)",
         "rho",
         "c_p",
-        "n (643 nm)",
-        "n (442 nm)",
+        f"n ({rows[0]['wavelength_nm']:g} nm)",
+        f"n ({rows[0]['pump_wavelength_nm']:g} nm)",
         "dn/dT",
+        "dispersion (valid range, nm)",
     )
     for r in rows:
         k = r["k_w_mk"]
         ks = f"{k:g}" if not isinstance(k, list) else f"{k[0]:g}/{k[1]:g} (a/c)"
+        lo, hi = r["range_nm"]
         table.info(
-            "%-14s %-14s %8g %7g %-16s %-16s %9.2g",
+            "%-14s %-14s %8g %7g %-16s %-16s %9.2g  %s, %s",
             r["name"],
             ks,
             r["density_kg_m3"],
             r["specific_heat_j_kgk"],
-            _nk(r["n_643"]),
-            _nk(r["n_442"]),
+            _nk(r["n"]),
+            _nk(r["n_pump"]),
             r["dn_dt_per_k"],
+            r["dispersion"],
+            "any wavelength" if hi is None else f"{lo:g}-{hi:g}",
         )
     table.info("\nsources:")
     for r in rows:
@@ -121,7 +125,9 @@ def cmd_materials(args: argparse.Namespace) -> dict[str, Any]:
     return {"materials": rows}
 
 
-def _nk(v: list[float]) -> str:
+def _nk(v: list[float] | None) -> str:
+    if v is None:
+        return "out of range"
     return f"{v[0]:.4g}" if v[1] == 0 else f"{v[0]:.4g}+{v[1]:.3g}i"
 
 
