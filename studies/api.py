@@ -10,7 +10,6 @@ Every function is collective over ``comm`` (default ``MPI.COMM_WORLD``): call it
 
 from __future__ import annotations
 
-import inspect
 import json
 import math
 import shutil
@@ -351,10 +350,12 @@ def modes(
     comm: MPI.Comm | None = None,
     out: str | Path | None = None,
 ) -> ModesResult:
-    """The guided modes of the device's layer stack at ``optics.wavelength_nm``.
+    """The modes of the device's layer stack at ``optics.wavelength_nm``, guided and leaky.
 
-    Solves d2E/dz2 + k0^2 n(z)^2 E = beta^2 E (TE; the TM form for TM) on the 1D optical stack;
-    each mode has n_eff = beta/k0, its loss from Im(eps) and its confinement per region.
+    d2E/dz2 + k0^2 n(z)^2 E = beta^2 E (TE; the TM form for TM) on the planar stack, solved
+    exactly (complex roots of the transfer-matrix dispersion: n_eff + i n_eff_imag, the loss
+    from absorption and leakage, guided or leaky) and, for the guided modes, by the FEM on the 1D
+    optical stack (group index, Bragg estimate, field profiles), which checks each root.
 
     Args:
         device: The device.
@@ -363,7 +364,7 @@ def modes(
         out: Output folder for modes.csv, modes.json and the mode profiles (``modes.bp``,
             ``modes.vtkhdf``; None: no files).
     """
-    from cqdlaser.studies.optics import stack_mode_table
+    from cqdlaser.studies.optics import mode_table
 
     for pol in polarisations:
         if pol not in ("TE", "TM"):
@@ -371,7 +372,7 @@ def modes(
     comm = _comm(comm)
     t0 = time.perf_counter()
     with staged(out, comm, stale=MODES_FILES, what="cqdlaser modes") as stage:
-        rows = stack_mode_table(device, comm, polarisations=tuple(polarisations), out=stage)
+        rows = mode_table(device, comm, polarisations=tuple(polarisations), out=stage)
         result = _modes_result(device, rows, comm, t0)
         if stage is not None:
             if result.modes:
@@ -502,28 +503,36 @@ def run_study(
     out: str | Path | None = None,
     comm: MPI.Comm | None = None,
     figures: bool = True,
+    device_source: str | None = None,
 ) -> StudyResult:
     """Run a study by name (see :func:`list_studies`) into ``out`` (default ``results/<name>``).
 
     Args:
         name: A study name, or ``paper`` for the paper's figures, numbers and validation report.
-        device: The device to study, for studies that take one (the design studies); None: the
-            study's own devices (the paper's).
+        device: The device to study, for the studies that take one (``bragg``, ``sensitivity``,
+            ``lasing_duration``, ``cw_feasibility``, ``fig4d``); None: the paper's laser, with
+            the paper's numbers.
         quick: Coarse meshes and short sweeps.
         out: Output folder (the study writes its tables, figures and JSON there).
         comm: Communicator.
         figures: Draw the study's figures (PNG and PDF) from its tables.
+        device_source: How the study's output names ``device`` (the CLI: its config path);
+            default "given Device".
+
+    Raises:
+        ConfigError: An unknown study, or a device for a study that runs on the paper's devices.
     """
-    from cqdlaser.studies.registry import STUDIES, run_one, run_studies, study
+    from cqdlaser.studies.registry import STUDIES, run_one, run_studies, takes_device
+    from cqdlaser.studies.study_device import StudyDevice
 
     if name not in STUDIES and name != "paper":
         raise unknown_name("study", name, [*STUDIES, "paper"])
     comm = _comm(comm)
     kwargs: dict[str, Any] = {}
     if device is not None:
-        if name == "paper" or "device" not in inspect.signature(study(name)).parameters:
-            raise ConfigError("study", name, "runs on its own devices and takes no device")
-        kwargs["device"] = device
+        if not takes_device(name):
+            raise ConfigError("study", name, "runs on the paper's devices and takes no device")
+        kwargs["device"] = StudyDevice(device, device_source or "given Device")
     t0 = time.perf_counter()
     if name == "paper":
         root = Path(out) if out is not None else Path("results")

@@ -295,20 +295,59 @@ def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run studies by name (``paper``: the paper's figures and numbers)."""
+    """Run studies by name (``paper``: the paper's figures and numbers), the design studies on
+    a device of your own: ``cqdlaser run STUDY... [CONFIG] [--set KEY=VALUE]...``."""
+    from cqdlaser.studies.registry import takes_device
+    from cqdlaser.studies.study_device import paper_laser_path
+
+    names, configs = _studies_and_config(args.study)
+    if not names:
+        raise ConfigError("study", None, f"name a study to run on {configs[0]} (cqdlaser list)")
     known = api.list_studies()
-    for name in args.study:
+    for name in names:
         if name not in known:
             raise unknown_name("study", name, list(known))
+    if len(configs) > 1:
+        raise ConfigError("config", configs, "one CONFIG per run (it applies to every study)")
+    device, source = None, None
+    if configs or args.set:
+        paper_only = [n for n in names if not takes_device(n)]
+        if paper_only:
+            takes = ", ".join(n for n in known if takes_device(n))
+            raise ConfigError(
+                "study",
+                paper_only[0],
+                f"runs on the paper's devices and takes no CONFIG or --set (studies that take "
+                f"a device: {takes})",
+            )
+        config = configs[0] if configs else None
+        device = api.load_device(config or paper_laser_path(), args.set or [])
+        source = config or "paper default"
+        if args.set:
+            source += " with " + ", ".join(args.set)
     out = Path(args.out or "results")
     t0 = time.perf_counter()
     results = {}
-    for name in args.study:
+    for name in names:
         folder = out if name == "paper" else out / name
-        study = api.run_study(name, quick=args.quick, out=folder, figures=not args.no_figures)
+        study = api.run_study(
+            name,
+            device,
+            quick=args.quick,
+            out=folder,
+            figures=not args.no_figures,
+            device_source=source,
+        )
         results[name] = study.to_dict()
     logger.info("studies written under %s (%.1f s)", out, time.perf_counter() - t0)
     return results
+
+
+def _studies_and_config(tokens: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Split ``run``'s words into study names and config paths: a word ending in ``.toml`` or
+    naming an existing file is a config."""
+    configs = [t for t in tokens if t.endswith(".toml") or Path(t).is_file()]
+    return [t for t in tokens if t not in configs], configs
 
 
 HEAT_PREFIX: str = inspect.signature(HeatProblem).parameters["petsc_options_prefix"].default
@@ -460,7 +499,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--polarisation", nargs="+", default=["TE", "TM"], choices=["TE", "TM"])
     add("list", cmd_list)
     p = add("run", cmd_run)
-    p.add_argument("study", nargs="+", help="study names (see cqdlaser list)")
+    p.add_argument(
+        "study",
+        nargs="+",
+        metavar="STUDY [CONFIG]",
+        help="study names (see cqdlaser list), and for the design studies a device TOML file "
+        "(a word ending in .toml or an existing file; default: the paper's laser)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a key of the device (CONFIG, or the paper's laser), e.g. "
+        "optics.wavelength_nm=650 (repeatable; design studies only)",
+    )
     p.add_argument("--quick", action="store_true", help="coarse meshes and short sweeps")
     p.add_argument(
         "--no-figures", action="store_true", help="write the tables only (no PNG/PDF figures)"

@@ -1,12 +1,14 @@
 """The studies ``cqdlaser run`` knows, by name, each a compute step and a plot step.
 
-The compute step, ``f(out, *, quick, comm) -> dict`` (plus ``device=`` for the studies that take
-a device), writes the study's tables and JSON into ``out``; the plot step, ``g(out, comm)``, reads
+The compute step, ``f(out, *, quick, comm) -> dict`` (plus ``device=``, a
+:class:`~cqdlaser.studies.study_device.StudyDevice`, for the design studies: :func:`takes_device`),
+writes the study's tables and JSON into ``out``; the plot step, ``g(out, comm)``, reads
 only those files and draws the figures (PNG and PDF). Entries name them as ``"module:function"``.
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
@@ -79,6 +81,12 @@ def plotter(name: str) -> Plot | None:
     """The plot step of a study (None for a study without figures)."""
     target = STUDIES[name].plot
     return None if target is None else _resolve(target)
+
+
+def takes_device(name: str) -> bool:
+    """Whether a study runs on a device given to it (its compute step has a ``device``
+    parameter): the design studies; the others run on the paper's devices."""
+    return name in STUDIES and "device" in inspect.signature(study(name)).parameters
 
 
 def describe(name: str) -> str:

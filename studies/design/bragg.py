@@ -6,6 +6,10 @@ The non-radiating (odd) band edge is the one that lases in a second-order DFB wi
 (it does not couple to vertical radiation at the Gamma point); the radiating (even) one is reported
 too. The paper device's nominal film (120 nm above the pillars) puts both TE edges near 720-740 nm:
 the measured 643 nm needs a much thinner film above the pillars, or TM.
+
+On a user's device (``cqdlaser run bragg CONFIG``) the sweeps move with it: periods and film
+thicknesses scaled from the paper's by the device's period / 430 nm and film / 120 nm, the same
+layers, materials and polarisations, and the inverse design aims at its ``optics.wavelength_nm``.
 """
 
 from __future__ import annotations
@@ -23,22 +27,35 @@ from scipy.optimize import brentq
 
 from cqdlaser.geometry.builders import build_mesh
 from cqdlaser.geometry.config import OPTIONAL_SECTIONS
-from cqdlaser.geometry.device import Device, MaterialOverride
+from cqdlaser.geometry.device import Device, Film, MaterialOverride
 from cqdlaser.geometry.errors import ConfigError
 from cqdlaser.physics.bands import band_edges, bragg_guess
 from cqdlaser.physics.permittivity import region_permittivity
-from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
-from cqdlaser.studies.output import provenance, write_csv, write_json
+from cqdlaser.studies.common import matplotlib_backend, save_figure
+from cqdlaser.studies.output import logger, provenance, write_csv, write_json
 from cqdlaser.studies.paper.report import row
-from cqdlaser.studies.sweep import sweep
+from cqdlaser.studies.study_device import StudyDevice, study_device
+from cqdlaser.studies.sweep import PointFailure, sweep
 
 CONFIG = "paper_inorganic_mgf2"
 TARGET_NM = 643.0
 
 
+def bragg_estimate(device: Device, comm: MPI.Comm) -> float | None:
+    """The Bragg estimate n_eff Lambda (m) of the device's layer stack, None where it guides no
+    mode."""
+    try:
+        return bragg_guess(device, build_mesh(device, "stack", comm))
+    except ValueError:  # no guided mode (the device has a grating and this is its stack)
+        return None
+
+
 def edges_of(device: Device, comm: MPI.Comm) -> dict[str, float | None]:
-    """Odd (non-radiating) and even band-edge wavelengths (nm) on the 2D cross-section."""
-    guess = bragg_guess(device, build_mesh(device, "stack", comm))
+    """Odd (non-radiating) and even band-edge wavelengths (nm) on the 2D cross-section, and the
+    Bragg estimate; all None where the layer stack guides no mode (no DFB laser)."""
+    guess = bragg_estimate(device, comm)
+    if guess is None:
+        return {"odd_nm": None, "even_nm": None, "bragg_nm": None}
     data = build_mesh(device, "cross-section", comm)
     eps = region_permittivity(device, list(data.regions))
     found = band_edges(
@@ -167,9 +184,9 @@ def band_edge_sensitivity(
     return rows
 
 
-def _point(point: tuple[str, float, str, tuple[str, ...]], comm: MPI.Comm) -> dict[str, Any]:
-    key, value, pol, base = point
-    device = paper_device(CONFIG, [*base, f"{key}={value}", f"optics.polarisation={pol}"])
+def _point(point: tuple[str, float, str], spec: StudyDevice, comm: MPI.Comm) -> dict[str, Any]:
+    key, value, pol = point
+    device = spec.variant([f"{key}={value}", f"optics.polarisation={pol}"])
     return {"parameter": key, "value": value, "polarisation": pol, **edges_of(device, comm)}
 
 
@@ -178,25 +195,49 @@ def solve_for(
     lo: float,
     hi: float,
     pol: str,
-    base: tuple[str, ...],
+    spec: StudyDevice,
     comm: MPI.Comm,
-    target_nm: float = TARGET_NM,
+    target_nm: float,
     xtol: float = 0.05,
 ) -> float | None:
-    """The value of ``key`` in [lo, hi] putting the odd band edge at ``target_nm`` (None if the
-    target is not bracketed)."""
+    """The value of ``key`` in [lo, hi] putting the odd band edge of the device in polarisation
+    ``pol`` at ``target_nm`` (None if the target is not bracketed).
 
-    def f(value: float) -> float:
-        device = paper_device(CONFIG, [*base, f"{key}={value}", f"optics.polarisation={pol}"])
-        odd = edges_of(device, comm)["odd_nm"]
-        if odd is None:
+    Where the stack guides no mode at ``lo`` (too thin a film), the bracket starts at the
+    guiding cutoff instead, found by bisection to ``xtol``.
+    """
+
+    def f(value: float) -> float | None:
+        device = spec.variant([f"{key}={value}", f"optics.polarisation={pol}"])
+        edges = edges_of(device, comm)
+        if edges["bragg_nm"] is None:
+            return None
+        if edges["odd_nm"] is None:
             raise RuntimeError(f"no odd band edge at {key} = {value}")
-        return odd - target_nm
+        return edges["odd_nm"] - target_nm
+
+    def guided(value: float) -> float:
+        residual = f(value)
+        if residual is None:
+            raise RuntimeError(f"the stack guides no {pol} mode at {key} = {value}")
+        return residual
 
     f_lo, f_hi = f(lo), f(hi)
+    if f_hi is None:
+        return None
+    if f_lo is None:
+        unguided, edge, f_edge = lo, hi, f_hi
+        while edge - unguided > xtol:
+            mid = 0.5 * (unguided + edge)
+            f_mid = f(mid)
+            if f_mid is None:
+                unguided = mid
+            else:
+                edge, f_edge = mid, f_mid
+        lo, f_lo = edge, f_edge
     if f_lo * f_hi > 0:
         return None
-    return float(brentq(f, lo, hi, xtol=xtol, rtol=1e-6))
+    return float(brentq(guided, lo, hi, xtol=xtol, rtol=1e-6))
 
 
 SENSITIVITY_PARAMETERS: tuple[tuple[str, Any], ...] = (
@@ -212,12 +253,56 @@ SENSITIVITY_PARAMETERS: tuple[tuple[str, Any], ...] = (
 """The one-at-a-time changes of the sensitivity table (the quick form takes the first two)."""
 
 
-def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
-    """Band-edge maps, the inverse design for 643 nm, and the sensitivity table."""
+PAPER_PERIOD_NM = 430.0
+PAPER_FILM_NM = 120.0
+PERIODS_NM = (390.0, 470.0)
+"""The period sweep of the paper device (9 points, 3 quick); a user device's is scaled by its
+period / 430 nm."""
+FILMS_NM = (10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 150.0)
+QUICK_FILMS_NM = (10.0, 60.0, 120.0)
+"""The film sweep (above the pillars) of the paper device; a user device's is scaled by its
+film thickness / 120 nm."""
+BRACKETS_NM = {"film.thickness_nm": (5.0, 150.0), "grating.period_nm": (340.0, 470.0)}
+"""The inverse design's brackets for the paper device (scaled likewise for a user device)."""
+QUICK_MESH_SCALE = 2.0
+"""``--quick``: mesh.scale at least this (a user device's coarser scale is kept)."""
+
+
+def run(
+    out: Path,
+    *,
+    quick: bool = False,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    device: StudyDevice | Device | None = None,
+) -> dict[str, Any]:
+    """Band-edge maps, the inverse design for the lasing wavelength, and the sensitivity table.
+
+    Args:
+        out: Output folder.
+        quick: Coarser meshes, short sweeps and looser inverse-design tolerances.
+        comm: Communicator; the sweep points run in parallel over its ranks.
+        device: The device (default: the paper's laser): its period and film thickness are
+            swept around their values (scaled from the paper's sweeps), and the inverse design
+            aims at its ``optics.wavelength_nm``.
+    """
     base: tuple[str, ...] = ("mesh.scale=2",) if quick else ()
-    rows = band_edge_maps(base, quick, comm)
-    inverse = inverse_design(base, quick, comm)
-    params = SENSITIVITY_PARAMETERS[:2] if quick else SENSITIVITY_PARAMETERS
+    spec = study_device(device, "bragg", comm, config=CONFIG, overrides=base)
+    if spec.device.grating is None:
+        raise ConfigError("grating", None, "the bragg study needs a device with a [grating]")
+    if quick and not spec.is_paper and spec.device.mesh.scale < QUICK_MESH_SCALE:
+        spec = dataclasses.replace(spec, device=spec.variant([f"mesh.scale={QUICK_MESH_SCALE}"]))
+    target = spec.device.optics.wavelength_nm
+    if bragg_estimate(spec.device, comm) is None:
+        raise ConfigError(
+            "config",
+            spec.source,
+            f"the device's layer stack guides no {spec.device.optics.polarisation} mode at "
+            f"{target:g} nm: the bragg study needs a film of higher index than the layers "
+            "around it",
+        )
+    rows = band_edge_maps(spec, quick, comm)
+    inverse = inverse_design(spec, quick, comm)
+    params = sensitivity_parameters(spec)
     sensitivity = [
         {
             "parameter": r.parameter or "baseline",
@@ -226,23 +311,22 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
             "edges_nm": [w * 1e9 for w in r.wavelengths],
             "symmetries": list(r.symmetries),
         }
-        for r in band_edge_sensitivity(paper_device(CONFIG, list(base)), params, comm=comm)
+        for r in band_edge_sensitivity(spec.device, params[:2] if quick else params, comm=comm)
     ]
-    baseline = next(
-        r
-        for r in rows
-        if r["parameter"] == "film.thickness_nm"
-        and r["value"] == 120.0
-        and r["polarisation"] == "TE"
+    thickness = spec.device.film.thickness_nm
+    baseline = min(
+        (r for r in rows if r["parameter"] == "film.thickness_nm" and r["polarisation"] == "TE"),
+        key=lambda r: abs(r["value"] - thickness),
     )
     summary = {
-        "target_nm": TARGET_NM,
-        "paper_device_te_odd_nm": baseline["odd_nm"],
-        "paper_device_te_even_nm": baseline["even_nm"],
-        "paper_device_bragg_te_nm": baseline["bragg_nm"],
+        "device": spec.label(),
+        "target_nm": target,
+        "device_te_odd_nm": baseline["odd_nm"],
+        "device_te_even_nm": baseline["even_nm"],
+        "device_bragg_te_nm": baseline["bragg_nm"],
         "relative_difference_te_odd": None
         if baseline["odd_nm"] is None
-        else baseline["odd_nm"] / TARGET_NM - 1.0,
+        else baseline["odd_nm"] / target - 1.0,
         "inverse": inverse,
     }
     write_csv(out / "bragg.csv", rows=rows, comm=comm)
@@ -262,39 +346,115 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
         "summary": summary,
         "sensitivity": sensitivity,
         "rows": rows,
-        "validation": _validation(baseline, inverse),
-        **provenance(comm, inputs=CONFIG, quick=quick),
+        "validation": _validation(baseline, inverse) if spec.is_paper else [],
+        **provenance(comm, inputs=spec.to_dict(), quick=quick),
     }
     write_json(out / "bragg.json", document, comm=comm)
     return summary
 
 
-def band_edge_maps(base: tuple[str, ...], quick: bool, comm: MPI.Comm) -> list[dict[str, Any]]:
-    """Band edges vs grating period and vs film thickness, TE and TM (one row per point)."""
-    periods = np.linspace(390, 470, 3 if quick else 9)
-    films = [10.0, 60.0, 120.0] if quick else [10.0, 20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 150.0]
-    points = [("grating.period_nm", float(p), pol, base) for pol in ("TE", "TM") for p in periods]
-    points += [("film.thickness_nm", float(t), pol, base) for pol in ("TE", "TM") for t in films]
-    return sweep(points, _point, comm, desc="bragg")
+def _scaled(values: Sequence[float], device_value: float, paper_value: float) -> list[float]:
+    """A paper sweep moved to a device: each value times device_value / paper_value (exactly the
+    paper's values for the paper device)."""
+    return [float(device_value * v / paper_value) for v in values]
 
 
-def inverse_design(base: tuple[str, ...], quick: bool, comm: MPI.Comm) -> list[dict[str, Any]]:
-    """The film thickness, or the period, that puts the non-radiating edge at 643 nm (TE, TM)."""
-    problems = [
-        (pol, key, lo, hi)
-        for pol in ("TE", "TM")
-        for key, lo, hi in (("film.thickness_nm", 5.0, 150.0), ("grating.period_nm", 340.0, 470.0))
+def _thinnest_film_nm(device: Device) -> float:
+    """The thinnest film a device may have (nm): the allowed minimum of ``film.thickness_nm``,
+    and 1 nm per ``mesh.film_elements``."""
+    allowed = next(f for f in dataclasses.fields(Film) if f.name == "thickness_nm")
+    return float(max(allowed.metadata["range"][0], device.mesh.film_elements))
+
+
+def _sweep_grids(device: Device, quick: bool) -> dict[str, list[float]]:
+    """The period and film-thickness sweeps around the device's values (nm)."""
+    assert device.grating is not None
+    periods = np.linspace(*PERIODS_NM, 3 if quick else 9)
+    thinnest = _thinnest_film_nm(device)
+    films = _scaled(QUICK_FILMS_NM if quick else FILMS_NM, device.film.thickness_nm, PAPER_FILM_NM)
+    return {
+        "grating.period_nm": _scaled(periods, device.grating.period_nm, PAPER_PERIOD_NM),
+        "film.thickness_nm": [max(t, thinnest) for t in films],
+    }
+
+
+def band_edge_maps(spec: StudyDevice, quick: bool, comm: MPI.Comm) -> list[dict[str, Any]]:
+    """Band edges vs grating period and vs film thickness around the device's, TE and TM (one
+    row per point)."""
+    grids = _sweep_grids(spec.device, quick)
+    points = [
+        (key, v, pol) for key, values in grids.items() for pol in ("TE", "TM") for v in values
     ]
+    return sweep(points, lambda p, c: _point(p, spec, c), comm, desc="bragg")
+
+
+def inverse_design(spec: StudyDevice, quick: bool, comm: MPI.Comm) -> list[dict[str, Any]]:
+    """The film thickness, or the period, that puts the non-radiating edge at the device's
+    ``optics.wavelength_nm`` (TE, TM), in brackets scaled to the device."""
+    device = spec.device
+    assert device.grating is not None
+    target = device.optics.wavelength_nm
+    own = {
+        "film.thickness_nm": device.film.thickness_nm,
+        "grating.period_nm": device.grating.period_nm,
+    }
+    paper = {"film.thickness_nm": PAPER_FILM_NM, "grating.period_nm": PAPER_PERIOD_NM}
+    thinnest = _thinnest_film_nm(device)
+    problems = []
+    for pol in ("TE", "TM"):
+        for key, bracket in BRACKETS_NM.items():
+            lo, hi = _scaled(bracket, own[key], paper[key])
+            problems.append((pol, key, max(lo, thinnest) if key.startswith("film") else lo, hi))
     values = sweep(
         problems,
-        lambda p, c: solve_for(p[1], p[2], p[3], p[0], base, c, xtol=0.5 if quick else 0.05),
+        lambda p, c: solve_for(p[1], p[2], p[3], p[0], spec, c, target, 0.5 if quick else 0.05),
         comm,
         desc="bragg inverse",
+        keep_going=True,
     )
-    return [
-        {"polarisation": pol, "parameter": key, "value_for_643nm": value}
-        for (pol, key, _, _), value in zip(problems, values, strict=True)
+    rows = []
+    for (pol, key, lo, hi), value in zip(problems, values, strict=True):
+        found = {"polarisation": pol, "parameter": key, "target_nm": target}
+        found[f"value_for_{target:g}nm"] = None if isinstance(value, PointFailure) else value
+        found["bracket"] = [lo, hi]
+        if isinstance(value, PointFailure):
+            found["note"] = value.reason
+            if comm.rank == 0:
+                logger.warning("bragg inverse design, %s %s: %s", pol, key, value.reason)
+        rows.append(found)
+    return rows
+
+
+def sensitivity_parameters(spec: StudyDevice) -> tuple[tuple[str, Any], ...]:
+    """The one-at-a-time changes of the sensitivity table: :data:`SENSITIVITY_PARAMETERS` for the
+    paper device; around a user device, the film thickness -10 % and +10 % (the quick table's
+    two), the film's and cap's index - 0.05, no cap, pillars 100/130 as high and 200/160 as wide,
+    the other polarisation."""
+    if spec.is_paper:
+        return SENSITIVITY_PARAMETERS
+    from cqdlaser.physics.materials import region_materials
+
+    device = spec.device
+    assert device.grating is not None
+    materials = region_materials(device)
+    t = device.film.thickness_nm
+    out: list[tuple[str, Any]] = [("film.thickness_nm", 0.9 * t), ("film.thickness_nm", 1.1 * t)]
+    out.append(
+        (
+            f"materials.{device.film.material}.refractive_index",
+            round(materials["film"].refractive_index.real - 0.05, 6),
+        )
+    )
+    if device.cap is not None:
+        n_cap = materials["cap"].refractive_index.real
+        out += [(f"materials.{device.cap.material}.refractive_index", round(n_cap - 0.05, 6))]
+        out.append(("cap", False))
+    out += [
+        ("grating.pillar_height_nm", device.grating.pillar_height_nm * 100.0 / 130.0),
+        ("grating.pillar_diameter_nm", device.grating.pillar_diameter_nm * 200.0 / 160.0),
+        ("optics.polarisation", "TM" if device.optics.polarisation == "TE" else "TE"),
     ]
+    return tuple(out)
 
 
 def _validation(baseline: dict[str, Any], inverse: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -331,7 +491,8 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
     matplotlib_backend()
     import matplotlib.pyplot as plt
 
-    rows = json.loads((out / "bragg.json").read_text())["rows"]
+    document = json.loads((out / "bragg.json").read_text())
+    rows = document["rows"]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), sharey=True)
     for ax, key, label in zip(
         axes,
@@ -345,7 +506,7 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
             for sym, style in (("odd", "-o"), ("even", "--s")):
                 y = [np.nan if r[f"{sym}_nm"] is None else r[f"{sym}_nm"] for r in sel]
                 ax.plot(x, y, colour + style, ms=3, label=f"{pol} {sym}")
-        ax.axhline(TARGET_NM, color="k", lw=0.8, ls=":")
+        ax.axhline(document["summary"]["target_nm"], color="k", lw=0.8, ls=":")
         ax.set_xlabel(label)
     axes[0].set_ylabel("band-edge wavelength (nm)")
     axes[0].legend(fontsize=7)
