@@ -188,6 +188,16 @@ def _model(name: str, entry: dict[str, Any]) -> Dispersion:
     return Constant(n.real, n.imag)
 
 
+def _index(
+    name: str, entry: dict[str, Any], model: Dispersion, given: str, at: float, key: str
+) -> complex:
+    """The config's constant ``given`` (``refractive_index``...) if it has one, else the model at
+    wavelength ``at`` (m), inside its range."""
+    if given in entry:
+        return _complex(entry[given])
+    return index_at(model, at, material=name, key=key)
+
+
 def _entry(
     name: str, overrides: dict[str, MaterialOverride], key: str
 ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -244,9 +254,7 @@ def get_material(
     model = _model(name, entry)
 
     def index(given: str, at: float, wavelength_key: str) -> complex:
-        if given in entry:
-            return _complex(entry[given])
-        return index_at(model, at, material=name, key=wavelength_key)
+        return _index(name, entry, model, given, at, wavelength_key)
 
     return Material(
         name=name,
@@ -349,6 +357,17 @@ def validate_materials(device: Device) -> None:
         dispersion(name, device.materials)
 
 
+def _listed_index(
+    name: str, entry: dict[str, Any], model: Dispersion, given: str, at: float
+) -> list[float] | None:
+    """[n, kappa] for the materials table; None outside the model's range."""
+    try:
+        index = _index(name, entry, model, given, at, given)
+    except ConfigError:
+        return None
+    return [index.real, index.imag]
+
+
 def materials_table(device: Device | None = None) -> list[dict[str, Any]]:
     """One row per known material (and the device's own): properties (with units in the keys),
     the refractive index at the device's emission and pump wavelengths (643 and 442 nm without a
@@ -358,24 +377,28 @@ def materials_table(device: Device | None = None) -> list[dict[str, Any]]:
     over = {} if device is None else device.materials
     rows = []
     for name in dict.fromkeys([*known_materials(), *over]):
-        model = dispersion(name, over)
-        try:
-            m = get_material(name, over, wavelength=wavelength, pump_wavelength=pump)
-            n = [m.refractive_index.real, m.refractive_index.imag]
-            n_pump = [m.refractive_index_pump.real, m.refractive_index_pump.imag]
-        except ConfigError:  # outside this material's range: listed, without an index
-            m = get_material(name, over)
-            n = n_pump = None
-        kx, _, kz = m.thermal_conductivity
+        entry, _ = _entry(name, over, name)
+        model = _model(name, entry)
         lo, hi = model.range_m
+        m = get_material(  # indices below, each None outside the range
+            name,
+            over,
+            wavelength=min(max(wavelength, lo), hi),
+            pump_wavelength=min(max(pump, lo), hi),
+        )
+        n, n_pump = (
+            _listed_index(name, entry, model, given, at)
+            for given, at in (("refractive_index", wavelength), ("refractive_index_pump", pump))
+        )
+        kx, _, kz = m.thermal_conductivity
         rows.append(
             {
                 "name": name,
                 "k_w_mk": kx if m.isotropic else [kx, kz],
                 "density_kg_m3": m.density,
                 "specific_heat_j_kgk": m.specific_heat,
-                "wavelength_nm": wavelength * 1e9,
-                "pump_wavelength_nm": pump * 1e9,
+                "wavelength_nm": round(wavelength * 1e9, 6),
+                "pump_wavelength_nm": round(pump * 1e9, 6),
                 "n": n,
                 "n_pump": n_pump,
                 "dispersion": model.describe(),

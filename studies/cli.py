@@ -85,10 +85,10 @@ def cmd_doctor(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_materials(args: argparse.Namespace) -> dict[str, Any]:
-    """The materials table with sources."""
+    """The materials table with sources (indices at a config's wavelengths, or 643 and 442 nm)."""
     from cqdlaser.physics.materials import materials_table
 
-    rows = materials_table()
+    rows = materials_table(_load(args) if args.config is not None else None)
     table.info(
         "%-14s %-14s %8s %7s %-16s %-16s %9s  %s",
         "material",
@@ -439,7 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     add("doctor", cmd_doctor)
-    add("materials", cmd_materials)
+    p = add("materials", cmd_materials)
+    p.add_argument(
+        "config",
+        nargs="?",
+        default=None,
+        help="device/run TOML file: indices at its wavelengths, with its [materials]",
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
     p = add("mesh", cmd_mesh, config=True)
     p.add_argument(
         "--kind",

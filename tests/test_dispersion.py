@@ -261,6 +261,11 @@ def test_data_file_models_are_checked_and_cover_the_paper_wavelengths() -> None:
     assert rows["mgf2"]["range_nm"] == pytest.approx([200, 7000])
     assert rows["air"]["range_nm"] == pytest.approx([200, 3000])
     assert rows["si"]["n"] == pytest.approx([3.8559, 0.0151317])
+    ase = {r["name"]: r for r in materials_table(load_device(ASE, ["optics.wavelength_nm=600"]))}
+    assert ase["sic"]["wavelength_nm"] == 600 and ase["sic"]["pump_wavelength_nm"] == 355
+    assert ase["sic"]["n"] is not None and ase["sic"]["n_pump"] is None  # 355 nm: out of range
+    assert ase["cqd_inorganic"]["n_pump"][1] == pytest.approx(0.246)
+    assert ase["cqd_inorganic"]["n"][1] == pytest.approx(0.044)
 
 
 @pytest.mark.serial
