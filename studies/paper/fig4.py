@@ -18,6 +18,7 @@ CW on that substrate, T0 / (e R).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -29,7 +30,10 @@ from mpi4py import MPI
 
 import numpy as np
 
+from cqdlaser.geometry.device import Device
 from cqdlaser.physics.laser import KW_CM2, cw_exponential, thermal_resistance, threshold_model
+from cqdlaser.physics.materials import region_materials
+from cqdlaser.physics.source import heat_fraction
 from cqdlaser.studies.common import matplotlib_backend, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.paper.calibration import (
@@ -43,6 +47,8 @@ from cqdlaser.studies.paper.calibration import (
     read_rows,
     thermal_device,
 )
+from cqdlaser.studies.paper.sensitivity import device_settings
+from cqdlaser.studies.study_device import PAPER_DEFAULT, StudyDevice, study_device
 from cqdlaser.studies.sweep import sweep
 
 END_S = 5e-6
@@ -82,11 +88,19 @@ class Case:
 
 
 def evaluate(
-    case: Case, fractions: dict[str, float], quick: bool, comm: MPI.Comm
+    case: Case,
+    fractions: dict[str, float],
+    quick: bool,
+    comm: MPI.Comm,
+    spec: StudyDevice | None = None,
 ) -> dict[str, Any]:
-    """The transient and steady film temperature of one case, and its CW criterion."""
+    """The transient and steady film temperature of one case, and its CW criterion (a case of
+    config :data:`DEVICE`: the overrides on the device of ``spec``, with its heat fraction)."""
     eta = fractions[case.reading] * case.heat_fraction_scale
-    device = thermal_device(case.config, case.overrides, quick=quick, heat_fraction=eta)
+    if case.config == DEVICE and spec is not None:
+        device = spec.variant([*device_settings(quick), *case.overrides])
+    else:
+        device = thermal_device(case.config, case.overrides, quick=quick, heat_fraction=eta)
     end = QUICK_END_S if quick else END_S
     response = film_response(device, comm, end, marks=MARKS_S)
     sink = device.heat.sink_temperature_k
@@ -127,17 +141,23 @@ def run_cases(
     comm: MPI.Comm,
     calibration: Path | None,
     summarize: Callable[[list[dict[str, Any]]], dict[str, Any]],
+    spec: StudyDevice | None = None,
 ) -> dict[str, Any]:
     """Evaluate the cases in parallel and write ``<name>.csv`` (curves), ``<name>_summary.csv``
     (one row per case) and ``<name>.json`` (with ``summarize(rows)`` as its summary).
+
+    With a user's device (``spec``), its own heat fraction replaces the calibration's readings.
 
     Returns:
         The summary.
     """
     t0 = time.perf_counter()
     path = default_calibration_path(out) if calibration is None else calibration
-    fractions = calibrated_heat_fractions(quick, comm, path)
-    results = sweep(cases, lambda c, sub: evaluate(c, fractions, quick, sub), comm, desc=name)
+    if spec is None or spec.is_paper:
+        fractions = calibrated_heat_fractions(quick, comm, path)
+    else:
+        fractions = {DEVICE_READING: heat_fraction(spec.device, region_materials(spec.device))}
+    results = sweep(cases, lambda c, sub: evaluate(c, fractions, quick, sub, spec), comm, desc=name)
     curves = [
         {
             "label": r["row"]["label"],
@@ -150,6 +170,8 @@ def run_cases(
     ]
     rows = [r["row"] for r in results]
     summary = {"heat_fractions": fractions, "baseline_reading": BASELINE, **summarize(rows)}
+    if spec is not None:
+        summary["device"] = spec.label()
     write_csv(out / f"{name}.csv", rows=curves, comm=comm)
     write_csv(out / f"{name}_summary.csv", rows=rows, comm=comm)
     write_json(
@@ -159,7 +181,11 @@ def run_cases(
             "cases": rows,
             "quick": quick,
             **provenance(
-                comm, inputs=[asdict(c) for c in cases], started=t0, calibration=str(path)
+                comm,
+                inputs=[asdict(c) for c in cases],
+                started=t0,
+                calibration=str(path),
+                **({} if spec is None else {"device": spec.to_dict()}),
             ),
         },
         comm=comm,
@@ -258,8 +284,32 @@ def fig4d(
     quick: bool = False,
     comm: MPI.Comm = MPI.COMM_WORLD,
     calibration: Path | None = None,
+    device: StudyDevice | Device | None = None,
 ) -> dict[str, Any]:
-    """Fig. 4d: the inorganic film at 50 kW/cm2 on several substrates."""
+    """Fig. 4d: the inorganic film at 50 kW/cm2 on several substrates.
+
+    Args:
+        out: Output folder.
+        quick: Coarse meshes and steps, the baseline reading only.
+        comm: Communicator; the cases run in parallel over its ranks.
+        calibration: The calibration.json to read the heat fractions from (paper device).
+        device: A device to compare instead: its film, grating, cap and pump, pumped at its
+            ``[laser]`` threshold with its own heat fraction, as it is and on each substrate of
+            :data:`SUBSTRATES` (bare, or under the same claddings).
+    """
+    spec = study_device(device, "fig4d", comm, config=LASER)
+    if not spec.is_paper:
+        cases = device_cases(spec.device)
+        return run_cases(
+            "fig4d",
+            cases,
+            out,
+            quick=quick,
+            comm=comm,
+            calibration=calibration,
+            summarize=_summarize_curves,
+            spec=spec,
+        )
     pump = ("pump.intensity_kw_cm2=50", "laser.threshold_kw_cm2=50")
     cases = _both(
         [Case(label, config, (*over, *pump)) for label, (config, over) in SUBSTRATES.items()],
@@ -273,8 +323,43 @@ def fig4d(
         comm=comm,
         calibration=calibration,
         summarize=_summarize_curves,
+        spec=spec,
     )
     return summary
+
+
+DEVICE = "device"
+"""The config of the cases on a user's device (and their reading: its own heat fraction)."""
+DEVICE_READING = DEVICE
+DEVICE_SUBSTRATES: dict[str, tuple[str, ...]] = {
+    "glass": ("substrate.material=glass", "cladding=false"),
+    "sapphire": ("substrate.material=sapphire", "cladding=false"),
+    "MgF2": ("substrate.material=mgf2", "cladding=false"),
+    "Si": ("substrate.material=si", "cladding=false"),
+    "Si + 1 um SiO2": (
+        "substrate.material=si",
+        "cladding.material=sio2",
+        "cladding.thickness_nm=1000",
+    ),
+    "Al + 500 nm MgF2": (
+        "substrate.material=al",
+        "cladding.material=mgf2",
+        "cladding.thickness_nm=500",
+    ),
+    "diamond": ("substrate.material=diamond", "cladding=false"),
+}
+"""The substrates of :data:`SUBSTRATES` as overrides of a user's device (the same claddings)."""
+
+
+def device_cases(device: Device) -> list[Case]:
+    """A user's device as it is, then on each substrate, pumped at its ``[laser]`` threshold."""
+    p = device.laser.threshold_kw_cm2
+    pump = (f"pump.intensity_kw_cm2={p}",)
+    own = Case("the device", DEVICE, pump, DEVICE_READING)
+    return [
+        own,
+        *(Case(k, DEVICE, (*v, *pump), DEVICE_READING) for k, v in DEVICE_SUBSTRATES.items()),
+    ]
 
 
 def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
@@ -289,8 +374,8 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
 def _summarize_curves(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Per label (baseline reading): T at 2 us, steady T, CW at threshold, largest CW threshold;
     and the largest CW threshold under the other reading."""
-    base = [r for r in rows if r["reading"] == BASELINE]
-    other = [r for r in rows if r["reading"] != BASELINE]
+    base = [r for r in rows if r["reading"] in (BASELINE, DEVICE_READING)]
+    other = [r for r in rows if r["reading"] not in (BASELINE, DEVICE_READING)]
     return {
         "temperature_2us_c": {r["label"]: r["temperature_2us_c"] for r in base},
         "steady_temperature_c": {r["label"]: r["steady_temperature_c"] for r in base},
@@ -323,7 +408,7 @@ def plot_curves(out: Path, name: str, title: str, comm: MPI.Comm = MPI.COMM_WORL
     fig, ax = plt.subplots(figsize=(5.4, 3.8))
     for i, label in enumerate(labels):
         colour = f"C{i}"
-        for reading, style in (("B", "-"), ("A", "--")):
+        for reading, style in (("B", "-"), ("A", "--"), (DEVICE_READING, "-")):
             if (label, reading) in curves:
                 t, temp = curves[label, reading]
                 ax.plot(
@@ -331,10 +416,11 @@ def plot_curves(out: Path, name: str, title: str, comm: MPI.Comm = MPI.COMM_WORL
                     temp - CELSIUS,
                     style,
                     color=colour,
-                    label=label if reading == BASELINE else None,
+                    label=label if reading in (BASELINE, DEVICE_READING) else None,
                 )
-    ax.plot([], [], "k-", label="reading B (baseline)")
-    ax.plot([], [], "k--", label="reading A")
+    if any(reading != DEVICE_READING for _, reading in curves):
+        ax.plot([], [], "k-", label="reading B (baseline)")
+        ax.plot([], [], "k--", label="reading A")
     ax.set_xlabel("time (us)")
     ax.set_ylabel("film max temperature (C)")
     ax.set_title(title)
@@ -348,8 +434,13 @@ def plot_fig4c(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
 
 
 def plot_fig4d(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
-    """Fig. 4d from fig4d.csv."""
-    plot_curves(out, "fig4d", "Fig. 4d: film at 50 kW/cm$^2$ on substrates", comm)
+    """Fig. 4d from fig4d.csv (a user's device: titled with its description)."""
+    title = "Fig. 4d: film at 50 kW/cm$^2$ on substrates"
+    if comm.rank == 0:
+        device = json.loads((out / "fig4d.json").read_text())["summary"].get("device")
+        if device is not None and device["source"] != PAPER_DEFAULT:
+            title = f"{device['description']}\nat threshold, on substrates"
+    plot_curves(out, "fig4d", title, comm)
 
 
 def plot_fig4b(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:

@@ -14,6 +14,11 @@ study computes every reading, for doubling and for halving each parameter:
 Steady states (CW) on the r-z mesh with the calibrated heat fraction of reading B (baseline) and
 of reading A; the temperature at 2 us is given as well (the paper says steady state). The
 percentages of dT do not depend on the heat fraction (the model is linear); those in C do.
+
+On a user's device (``cqdlaser run sensitivity CONFIG``) the same six changes are taken around
+the device: its ``[laser]`` threshold (pumped at threshold), its film thickness and its
+substrate's conductivity, on the device as it is (grating, cap and cladding kept, the r-z mesh)
+with its own heat fraction, and nothing is compared with the paper's percentages.
 """
 
 from __future__ import annotations
@@ -29,19 +34,24 @@ from mpi4py import MPI
 
 import numpy as np
 
+from cqdlaser.geometry.device import Device
 from cqdlaser.physics.materials import region_materials
+from cqdlaser.physics.source import heat_fraction, heat_fraction_origin
 from cqdlaser.studies.common import matplotlib_backend, save_figure
 from cqdlaser.studies.output import provenance, write_csv, write_json
 from cqdlaser.studies.paper.calibration import (
     BASELINE,
     CELSIUS,
     LASER,
+    LONG_PULSE,
+    QUICK,
     calibrated_heat_fractions,
     default_calibration_path,
     film_response,
     read_rows,
     thermal_device,
 )
+from cqdlaser.studies.study_device import StudyDevice, study_device
 from cqdlaser.studies.sweep import sweep
 
 BASE_INTENSITY_KW_CM2 = 50.0
@@ -51,6 +61,33 @@ FACTORS = (2.0, 0.5)
 PAPER_PERCENT = {"threshold": 80.0, "thickness": 14.0, "substrate_k": 50.0}
 QUANTITIES = ("rise", "celsius", "rise_2us", "celsius_2us")
 """How a change is measured: of the steady dT, of the steady T in C, and the same at 2 us."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the variants change, at its baseline value.
+
+    Attributes:
+        intensity_kw_cm2: Pump intensity = threshold (kW/cm2): the device is pumped at threshold.
+        thickness_nm: Film thickness (nm).
+        substrate: Substrate material.
+        substrate_k_w_mk: Its conductivity tensor (W/m/K), the diagonal.
+    """
+
+    intensity_kw_cm2: float
+    thickness_nm: float
+    substrate: str
+    substrate_k_w_mk: tuple[float, ...]
+
+    @classmethod
+    def of(cls, device: Device, intensity_kw_cm2: float, thickness_nm: float) -> Baseline:
+        """The baseline of a device at a given threshold and film thickness."""
+        k = region_materials(device)["substrate"].thermal_conductivity
+        return cls(intensity_kw_cm2, thickness_nm, device.substrate.material, tuple(k))
+
+
+PAPER_BASELINE_DEVICE = (BASE_INTENSITY_KW_CM2, BASE_THICKNESS_NM)
+"""The paper's baseline: 50 kW/cm2 (at threshold) and 120 nm, on the laser's MgF2."""
 
 
 @dataclass(frozen=True)
@@ -67,31 +104,37 @@ class Variant:
     parameter: str
     factor: float = 1.0
 
-    def overrides(self) -> list[str]:
-        """Config overrides of this variant."""
-        threshold = BASE_INTENSITY_KW_CM2 * (self.factor if self.parameter == "threshold" else 1)
-        thickness = BASE_THICKNESS_NM * (self.factor if self.parameter == "thickness" else 1)
+    def overrides(self, base: Baseline) -> list[str]:
+        """Config overrides of this variant of ``base``."""
+        threshold = base.intensity_kw_cm2 * (self.factor if self.parameter == "threshold" else 1)
+        thickness = base.thickness_nm * (self.factor if self.parameter == "thickness" else 1)
         out = [
             f"pump.intensity_kw_cm2={threshold}",
             f"laser.threshold_kw_cm2={threshold}",
             f"film.thickness_nm={thickness}",
         ]
         if self.parameter == "substrate_k":
-            device = thermal_device(LASER)
-            substrate = device.substrate.material
-            k = region_materials(device)["substrate"].thermal_conductivity
-            scaled = ", ".join(repr(self.factor * v) for v in k)
-            out.append(f"materials.{substrate}.thermal_conductivity_w_mk=[{scaled}]")
+            scaled = ", ".join(repr(self.factor * v) for v in base.substrate_k_w_mk)
+            out.append(f"materials.{base.substrate}.thermal_conductivity_w_mk=[{scaled}]")
         return out
 
 
 def evaluate(
-    variant: Variant, fractions: dict[str, float], quick: bool, comm: MPI.Comm
+    variant: Variant,
+    fractions: dict[str, float],
+    quick: bool,
+    comm: MPI.Comm,
+    base: Baseline,
+    spec: StudyDevice | None = None,
 ) -> dict[str, Any]:
-    """Steady and 2-us film maximum temperature of one variant."""
-    device = thermal_device(
-        LASER, variant.overrides(), quick=quick, heat_fraction=fractions[variant.reading]
-    )
+    """Steady and 2-us film maximum temperature of one variant (of the paper's laser under the
+    thermal studies' model, or of the device of ``spec`` as it is, with its heat fraction)."""
+    if spec is None or spec.is_paper:
+        device = thermal_device(
+            LASER, variant.overrides(base), quick=quick, heat_fraction=fractions[variant.reading]
+        )
+    else:
+        device = spec.variant([*device_settings(quick), *variant.overrides(base)])
     response = film_response(device, comm, 2e-6)
     sink = device.heat.sink_temperature_k
     return {
@@ -150,30 +193,67 @@ def match_paper(table: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: r["rms_from_paper_percent"])
 
 
+DEVICE_READING = "device"
+"""The one "reading" of a user's device: its own heat fraction."""
+
+
+def device_settings(quick: bool) -> list[str]:
+    """The settings a user's device runs under: the r-z mesh, a pump that stays on, and the
+    coarse mesh and steps of ``quick`` (the device's grating, cap and cladding are kept)."""
+    return ["heat.mesh=axisymmetric", LONG_PULSE, *(QUICK if quick else ())]
+
+
 def run(
     out: Path,
     *,
     quick: bool = False,
     comm: MPI.Comm = MPI.COMM_WORLD,
     calibration: Path | None = None,
+    device: StudyDevice | Device | None = None,
 ) -> dict[str, Any]:
-    """Compute all variants under both readings; write sensitivity*.csv/json."""
+    """Compute all variants under both readings; write sensitivity*.csv/json.
+
+    Args:
+        out: Output folder.
+        quick: Coarse meshes and time steps.
+        comm: Communicator; the variants run in parallel over its ranks.
+        calibration: The calibration.json to read the heat fractions from (paper device).
+        device: A device to study instead of the paper's laser: the changes are then around its
+            ``[laser]`` threshold (pumped at threshold), its film thickness and its substrate's
+            conductivity, on the device as it is (grating, cap, cladding) with its own heat
+            fraction; no comparison with the paper's percentages.
+    """
     t0 = time.perf_counter()
+    spec = study_device(device, "sensitivity", comm, config=LASER)
     path = default_calibration_path(out) if calibration is None else calibration
-    fractions = calibrated_heat_fractions(quick, comm, path)
+    if spec.is_paper:
+        fractions = calibrated_heat_fractions(quick, comm, path)
+        base = Baseline.of(thermal_device(LASER), *PAPER_BASELINE_DEVICE)
+        readings: tuple[str, ...] = (BASELINE, "A" if BASELINE == "B" else "B")
+    else:
+        d = spec.device
+        fractions = {DEVICE_READING: heat_fraction(d, region_materials(d))}
+        base = Baseline.of(d, d.laser.threshold_kw_cm2, d.film.thickness_nm)
+        readings = (DEVICE_READING,)
     points = [
         Variant(reading, p, f)
-        for reading in (BASELINE, "A" if BASELINE == "B" else "B")
+        for reading in readings
         for p, f in [("baseline", 1.0), *((p, f) for p in PARAMETERS for f in FACTORS)]
     ]
     rows = sweep(
-        points, lambda v, sub: evaluate(v, fractions, quick, sub), comm, desc="sensitivity"
+        points,
+        lambda v, sub: evaluate(v, fractions, quick, sub, base, spec),
+        comm,
+        desc="sensitivity",
     )
     table = [c for reading in fractions for c in changes(rows, reading)]
+    if not spec.is_paper:
+        return _write_device(out, spec, base, fractions, rows, table, points, quick, t0, comm)
     ranking = match_paper(table)
     best = ranking[0]
     mixed = _best_mixed(table)
     summary = {
+        "device": spec.label(),
         "baseline": {
             "intensity_kw_cm2": BASE_INTENSITY_KW_CM2,
             "thickness_nm": BASE_THICKNESS_NM,
@@ -200,6 +280,50 @@ def run(
             "quick": quick,
             **provenance(
                 comm, inputs=[asdict(p) for p in points], started=t0, calibration=str(path)
+            ),
+        },
+        comm=comm,
+    )
+    return summary
+
+
+def _write_device(
+    out: Path,
+    spec: StudyDevice,
+    base: Baseline,
+    fractions: dict[str, float],
+    rows: list[dict[str, Any]],
+    table: list[dict[str, Any]],
+    points: list[Variant],
+    quick: bool,
+    t0: float,
+    comm: MPI.Comm,
+) -> dict[str, Any]:
+    """Write the sensitivity files of a user's device (no match against the paper's
+    percentages) and return its summary."""
+    d = spec.device
+    baseline = next(r for r in rows if r["parameter"] == "baseline")
+    summary = {
+        "device": spec.label(),
+        "baseline": {**asdict(base), "substrate_k_w_mk": list(base.substrate_k_w_mk)},
+        "heat_fractions": fractions,
+        "heat_fraction_origin": heat_fraction_origin(d),
+        "steady_temperature_c": {DEVICE_READING: baseline["steady_temperature_k"] - CELSIUS},
+        "baseline_reading_table": table,
+    }
+    write_csv(out / "sensitivity_points.csv", rows=rows, comm=comm)
+    write_csv(out / "sensitivity.csv", rows=table, comm=comm)
+    write_json(
+        out / "sensitivity.json",
+        {
+            "summary": summary,
+            "quick": quick,
+            **provenance(
+                comm,
+                inputs=[asdict(p) for p in points],
+                started=t0,
+                device=spec.to_dict(),
+                settings=device_settings(quick),
             ),
         },
         comm=comm,
@@ -267,9 +391,15 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
                 for p in PARAMETERS
             ]
             ax.bar(x + (i - 1.5) * width, values, width, label=label)
-        ax.plot(x, [PAPER_PERCENT[p] for p in PARAMETERS], "k_", ms=30, mew=2, label="paper")
+        if reading != DEVICE_READING:
+            ax.plot(x, [PAPER_PERCENT[p] for p in PARAMETERS], "k_", ms=30, mew=2, label="paper")
         ax.set_xticks(x, ["threshold", "thickness", "substrate k"])
-        ax.set_title(f"reading {reading}")
+        ax.set_title(
+            meta["summary"]["device"]["description"]
+            if reading == DEVICE_READING
+            else f"reading {reading}",
+            fontsize=8 if reading == DEVICE_READING else None,
+        )
     np.atleast_1d(axes)[0].set_ylabel("|change| of steady temperature (%)")
     np.atleast_1d(axes)[-1].legend(fontsize=7, loc="upper center")
     save_figure(fig, out / "sensitivity", comm)
