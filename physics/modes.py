@@ -1,9 +1,11 @@
 r"""Guided TE and TM modes of the 1D layer stack, and first-order perturbations of them.
 
 The stack (``geometry.stack.build_stack(..., optical=True)``) is an interval along :math:`z`
-(``x[0]``, m) with one region per layer, truncated at ``bottom`` and ``top`` where the field is set
-to zero (guided fields have decayed there). A mode propagates along :math:`x` as
-:math:`e^{i\beta x}`; :math:`k_0 = 2\pi/\lambda` and :math:`N = n_\mathrm{eff} = \beta/k_0`.
+(``x[0]``, m) with one region per layer; its outermost regions (substrate below ``bottom``, cover
+above ``top``) continue as homogeneous half-spaces beyond the mesh, whose ends are exact
+transparent conditions (below), so that no answer depends on where the mesh stops. A mode
+propagates along :math:`x` as :math:`e^{i\beta x}`; :math:`k_0 = 2\pi/\lambda` and
+:math:`N = n_\mathrm{eff} = \beta/k_0`.
 A region's relative permittivity is a number, or a pair :math:`(\varepsilon_\parallel,
 \varepsilon_\perp)` for a uniaxial layer with its axis along :math:`z`:
 :math:`\varepsilon_\parallel` for fields in the plane of the layer (:math:`x, y`),
@@ -20,12 +22,36 @@ Equations (real operators, :math:`\varepsilon \to \mathrm{Re}\,\varepsilon`):
   (Inside a uniaxial layer :math:`H'' = \varepsilon_\parallel(\beta^2/\varepsilon_\perp - k_0^2) H`,
   with :math:`H` and :math:`H'/\varepsilon_\parallel` continuous across interfaces.)
 
-Both are generalised eigenproblems :math:`A x = N^2 B x`, solved by SLEPc with shift-and-invert
-about a target just above the largest :math:`\mathrm{Re}\,\varepsilon` (MUMPS factorisation),
-options prefix ``modes_stack_``. Only guided modes are returned: those whose field decays in both
-outermost regions, :math:`N^2 > \mathrm{Re}\,\varepsilon` there (:math:`\varepsilon_\parallel` for
-TE, :math:`\varepsilon_\perp` for TM), i.e. :math:`n_\mathrm{eff}` above the indices of the
-substrate and the cover. They are sorted by decreasing :math:`n_\mathrm{eff}` (order 0, 1, ...).
+Transparent ends (the exact Dirichlet-to-Neumann map of a guided field): beyond an end
+:math:`z_e` the field is exactly :math:`u(z_e)\,e^{-\gamma|z - z_e|}` with TE
+:math:`\gamma = k_0\sqrt{N^2 - \varepsilon_\parallel}`, TM :math:`\gamma =
+k_0\sqrt{\varepsilon_\parallel(N^2/\varepsilon_\perp - 1)}` (the end region's :math:`\mathrm{Re}
+\,\varepsilon`; :math:`k_0\sqrt{N^2 - \varepsilon}` when isotropic), so :math:`u' = \mp\gamma u`
+there and integration by parts adds :math:`-k_0^{-2}\gamma\,E v` (TE) or
+:math:`-k_0^{-2}\gamma\,H v/\varepsilon_\parallel` (TM) at each end to the left-hand sides above.
+With :math:`\gamma` depending on :math:`N^2` the problem is nonlinear: :math:`A(N^2) u = N^2 B u`.
+
+Solution. :math:`\lambda_k(x)`, the :math:`k`-th largest eigenvalue of the linear pencil :math:`A(x)
+u = \lambda B u` with the ends' terms of :math:`N^2 = x`, falls as :math:`x` grows (the terms lower
+every Rayleigh quotient when :math:`B` is definite, i.e. for TE and for TM without negative
+:math:`\varepsilon_\perp`), so the :math:`k`-th mode is the one root of :math:`\lambda_k(x) = x`
+above the cut-off, and exists if and only if :math:`\lambda_k(\mathrm{cutoff}) > \mathrm{cutoff}`.
+One SLEPc eigensolve at the cut-off (shift-and-invert about a target just above the largest
+:math:`\mathrm{Re}\,\varepsilon`, MUMPS factorisation, options prefix ``modes_stack_``) gives the
+candidates and these upper bounds (Neumann ends, :math:`\gamma = 0`, give higher ones still); a
+nonlinear Rayleigh quotient iteration from each finds its root, which an eigensolve at the root must
+confirm (:math:`\lambda_k(x) = x`), else Brent's method on :math:`\lambda_k(x) - x` brackets it.
+Only guided modes are returned: those whose field decays in both outermost regions, :math:`N^2 >
+\mathrm{Re}\,\varepsilon` there (:math:`\varepsilon_\parallel` for TE, :math:`\varepsilon_\perp` for
+TM), i.e. :math:`n_\mathrm{eff}` above the indices of the substrate and the cover, however close to
+cut-off (from :data:`CUTOFF_MARGIN` above it). They are sorted by decreasing :math:`n_\mathrm{eff}`
+(order 0, 1, ...).
+
+Every integral below runs over the whole line: the tails add, to the end's region, the exact
+:math:`\int_0^\infty q(u e^{-\gamma s}, \gamma u e^{-\gamma s})\,ds = q(u, \gamma u)/(2\gamma)` of
+each density :math:`q(u, u')` quadratic in the field and its derivative (e.g.
+:math:`E(z_e)^2/(2\gamma)` to :math:`\int|E|^2`; for TM the tails of :math:`|E_x|^2 + |E_z|^2`
+from those of :math:`H'` and :math:`H`).
 
 First-order perturbation: a change :math:`\delta\varepsilon` per region shifts
 
@@ -70,6 +96,7 @@ from petsc4py import PETSc
 from slepc4py import SLEPc
 
 import numpy as np
+from scipy.optimize import brentq
 
 import dolfinx
 import ufl
@@ -77,8 +104,8 @@ from dolfinx import fem, la
 from dolfinx.fem.petsc import assemble_matrix
 
 from cqdlaser.geometry.meshdata import MeshData
-from cqdlaser.physics._fem import boundary_dofs, normalise_peak, region_function
-from cqdlaser.physics._petsc import SolverError, options_in_effect
+from cqdlaser.physics._fem import normalise_peak, region_function
+from cqdlaser.physics._petsc import PETSC_FAILURES, SolverError, configure, options_in_effect
 from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
 from cqdlaser.physics.source import CQD_FRACTIONS, cqd_fraction
 
@@ -118,7 +145,10 @@ class Mode:
         loss_per_cm: Modal power attenuation 2 Im(beta) from Im(eps), first order (1/cm).
         group_index: Waveguide group index d(beta)/d(k0), materials taken as non-dispersive.
         weights: Region -> (w_parallel, w_perp): delta(n_eff^2) = sum of w . delta(eps).
-        field: E_y (TE) or H_y (TM), scaled to a maximum of |field| = 1, positive there.
+        field: E_y (TE) or H_y (TM) on the mesh, scaled to a maximum of |field| = 1, positive
+            there.
+        decay: (gamma below ``bottom``, gamma above ``top``) (1/m): beyond the mesh the field is
+            its end value times exp(-gamma |z - z_end|), exactly.
     """
 
     polarisation: str
@@ -130,6 +160,7 @@ class Mode:
     group_index: float
     weights: dict[str, tuple[float, float]]
     field: fem.Function
+    decay: tuple[float, float] = (0.0, 0.0)
 
     @property
     def k0(self) -> float:
@@ -315,7 +346,8 @@ def stack_modes(
     """Guided modes of a layer stack, sorted by decreasing effective index.
 
     Args:
-        mesh_data: A ``stack`` mesh with boundaries ``bottom`` and ``top`` (where the field is 0).
+        mesh_data: A ``stack`` mesh with boundaries ``bottom`` and ``top`` (transparent: the
+            regions they bound continue beyond them, so the mesh may stop anywhere in those).
         permittivity: Relative permittivity of every region, ``(n + i kappa)^2``, or a pair
             ``(eps_parallel, eps_perp)`` for a uniaxial layer (see :func:`grating_permittivity`).
         wavelength: Vacuum wavelength (m).
@@ -328,37 +360,34 @@ def stack_modes(
 
     Returns:
         The guided modes; none only when the stack guides none (the eigenvalues found reach
-        from above the largest permittivity down to the cutoff of the outer regions).
+        from above the largest permittivity down to the cutoff of the outer regions, or the
+        first candidate's ``lambda_0(cutoff)`` is not above the cut-off).
 
     Raises:
         KeyError: when ``permittivity`` does not name exactly the mesh's regions.
         SolverError: when SLEPc does not converge, an eigenpair fails its residual check
-            (:func:`~physics._slepc.check_eigenpairs`), or no mode was found and the eigenvalues
-            miss the guided range (with the reason and the options in effect).
+            (:func:`~physics._slepc.check_eigenpairs`), no mode was found and the eigenvalues
+            miss the guided range, or the root of a mode's ``lambda_k(x) = x`` cannot be
+            bracketed or found (with the reason and the options in effect).
     """
     _check_arguments(polarisation, degree, n_modes, wavelength)
     eps_r = _resolve_permittivity(mesh_data, permittivity)
     te = polarisation == "TE"
     k0 = 2.0 * math.pi / wavelength
+    ends = _Ends.of(mesh_data, eps_r, te, k0)
     with dolfinx.common.Timer(STACK_MODES_TIMER):
-        V = fem.functionspace(mesh_data.mesh, ("Lagrange", degree))
-        eps_par = region_function(mesh_data, {n: e[0].real for n, e in eps_r.items()})
-        eps_perp = region_function(mesh_data, {n: e[1].real for n, e in eps_r.items()})
-        inv_k02 = fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0 / k0**2))
-        A, B = _stack_operators(mesh_data, V, eps_par, eps_perp, inv_k02, te)
+        coefficients = _Coefficients.of(mesh_data, eps_r, k0, degree)
+        pencil = _Pencil.build(coefficients, ends, eps_r, _solver_options(petsc_options))
         try:
-            found = _guided_eigenvectors(
-                A, B, mesh_data, eps_r, te, n_modes, _solver_options(petsc_options)
-            )
+            found = _guided_eigenvectors(pencil, n_modes)
         finally:
-            A.destroy()
-            B.destroy()
-        integrals = _ModeIntegrals.build(mesh_data, V, eps_par, eps_perp, inv_k02, te)
+            pencil.destroy()
+        integrals = _ModeIntegrals.build(coefficients, te)
         modes = [
-            integrals.mode(value, vector, eps_r, polarisation, order, wavelength)
-            for order, (value, vector) in enumerate(found[:n_modes])
+            integrals.mode(value, vector, ends.decay(x), eps_r, polarisation, order, wavelength)
+            for order, (value, x, vector) in enumerate(found)
         ]
-        for _, vector in found:
+        for _, _, vector in found:
             vector.destroy()
     return modes
 
@@ -373,74 +402,418 @@ def _check_arguments(polarisation: str, degree: int, n_modes: int, wavelength: f
         raise ValueError(f"wavelength = {wavelength} m must be positive")
 
 
-def _stack_operators(
-    mesh_data: MeshData,
-    V: fem.FunctionSpace,
-    eps_par: fem.Function,
-    eps_perp: fem.Function,
-    inv_k02: fem.Constant,
-    te: bool,
-) -> tuple[PETSc.Mat, PETSc.Mat]:
-    """``A`` and ``B`` of ``A x = N^2 B x`` (weak forms in the module docstring), zero on
-    ``bottom`` and ``top``: the constrained dofs become decoupled eigenvalues -1, far below every
-    guided N^2 > 0."""
-    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
-    if te:
-        a = (eps_par * u * v - inv_k02 * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx
-        b = u * v * ufl.dx
-    else:
-        a = (u * v - inv_k02 / eps_par * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx
-        b = u / eps_perp * v * ufl.dx
-    dofs = boundary_dofs(V, mesh_data, ("bottom", "top"))
-    bc = fem.dirichletbc(dolfinx.default_scalar_type(0.0), dofs, V)
-    A = assemble_matrix(fem.form(a), bcs=[bc], diag=-1.0)
-    A.assemble()
-    B = assemble_matrix(fem.form(b), bcs=[bc], diag=1.0)
-    B.assemble()
-    return A, B
+CUTOFF_MARGIN = 1e-10
+"""A mode counts as guided when ``N^2`` exceeds the cut-off by more than this (relative): closer,
+its decay length (over 6 mm at 643 nm) is beyond the eigensolver's resolution of ``N^2``."""
+
+RAYLEIGH_RTOL = 1e-13
+"""The nonlinear Rayleigh quotient iteration stops when ``N^2`` changes by less than this
+(relative)."""
+
+RAYLEIGH_MAX_IT = 12
+"""Iterations of the Rayleigh quotient iteration before the root solve takes over."""
+
+VERIFY_RTOL = 1e-10
+"""A mode's ``N^2`` is accepted when the eigensolve with its ends' terms returns it as the mode's
+eigenvalue to this (relative): ``|lambda_k(N^2) - N^2|`` bounds the error in ``N^2``, as
+``lambda_k`` falls with ``N^2``."""
+
+ROOT_XTOL = 1e-13
+"""Absolute tolerance on ``t = sqrt(N^2 - cutoff)`` of the root solve (about 1e-13 in ``N^2``)."""
 
 
-def _guided_eigenvectors(
-    A: PETSc.Mat,
-    B: PETSc.Mat,
-    mesh_data: MeshData,
-    eps_r: Mapping[str, tuple[complex, complex]],
-    te: bool,
-    n_modes: int,
-    options: dict[str, Any],
-) -> list[tuple[float, PETSc.Vec]]:
-    """Solve ``A x = N^2 B x`` about a target just above the largest permittivity and keep the
-    real eigenpairs above the cutoff of the outer regions, by decreasing N^2."""
-    component = 0 if te else 1
-    cutoff = max(eps_r[name][component].real for name in _outer_regions(mesh_data))
-    eps_max = max(max(e[0].real, e[1].real) for e in eps_r.values())
-    target = eps_max * (1.0 + 1e-3) + 1e-3
-    hermitian = te or all(e[1].real > 0.0 for e in eps_r.values())
-    solver, run = solve_eigenproblem(
-        A,
-        B,
-        prefix=OPTIONS_PREFIX,
-        target=target,
-        nev=n_modes,
-        options=options,
-        hermitian=hermitian,
-    )
-    found: list[tuple[float, PETSc.Vec]] = []
+@dataclass(frozen=True)
+class _Coefficients:
+    """The field's space (Lagrange, of the given degree) and the weak forms' coefficients:
+    ``Re eps_par`` and ``Re eps_perp`` per region (DG0) and ``1/k0^2``."""
+
+    mesh_data: MeshData
+    V: fem.FunctionSpace
+    eps_par: fem.Function
+    eps_perp: fem.Function
+    inv_k02: fem.Constant
+
+    @classmethod
+    def of(
+        cls,
+        mesh_data: MeshData,
+        eps_r: Mapping[str, tuple[complex, complex]],
+        k0: float,
+        degree: int,
+    ) -> _Coefficients:
+        return cls(
+            mesh_data,
+            fem.functionspace(mesh_data.mesh, ("Lagrange", degree)),
+            region_function(mesh_data, {n: e[0].real for n, e in eps_r.items()}),
+            region_function(mesh_data, {n: e[1].real for n, e in eps_r.items()}),
+            fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0 / k0**2)),
+        )
+
+    def unpack(
+        self,
+    ) -> tuple[MeshData, fem.FunctionSpace, fem.Function, fem.Function, fem.Constant]:
+        return self.mesh_data, self.V, self.eps_par, self.eps_perp, self.inv_k02
+
+
+@dataclass(frozen=True)
+class _Ends:
+    """The outermost regions, below ``bottom`` and above ``top``: homogeneous half-spaces in which
+    a guided field continues as ``exp(-gamma |z - z_end|)``.
+
+    Attributes:
+        te: TE (field ``E_y``) or TM (``H_y``).
+        k0: Vacuum wavenumber (1/m).
+        eps: ``Re (eps_par, eps_perp)`` of the region below ``bottom`` and of the one above ``top``.
+    """
+
+    te: bool
+    k0: float
+    eps: tuple[tuple[float, float], tuple[float, float]]
+
+    @classmethod
+    def of(
+        cls,
+        mesh_data: MeshData,
+        eps_r: Mapping[str, tuple[complex, complex]],
+        te: bool,
+        k0: float,
+    ) -> _Ends:
+        below, above = (eps_r[name] for name in _outer_regions(mesh_data))
+        return cls(te, k0, ((below[0].real, below[1].real), (above[0].real, above[1].real)))
+
+    @property
+    def cutoff(self) -> float:
+        """The ``N^2`` under which the field no longer decays at both ends: the larger end
+        ``eps_par`` (TE) or ``eps_perp`` (TM)."""
+        return max(eps[0 if self.te else 1] for eps in self.eps)
+
+    def decay(self, n2: float) -> tuple[float, float]:
+        """``gamma`` (1/m) below and above at ``N^2 = n2``: TE ``k0 sqrt(N^2 - eps_par)``, TM
+        ``k0 sqrt(eps_par (N^2/eps_perp - 1))`` (0 at and under the end's cut-off)."""
+
+        def one(par: float, perp: float) -> float:
+            q = n2 - par if self.te else par * (n2 / perp - 1.0)
+            return self.k0 * math.sqrt(max(q, 0.0))
+
+        return one(*self.eps[0]), one(*self.eps[1])
+
+    def robin(self, n2: float) -> tuple[float, float]:
+        """Coefficients of the ends' terms in the weak form at ``N^2 = n2``: ``gamma / k0^2``
+        (TE), ``gamma / (k0^2 eps_par)`` (TM)."""
+        below, above = self.decay(n2)
+        if self.te:
+            return below / self.k0**2, above / self.k0**2
+        return below / (self.k0**2 * self.eps[0][0]), above / (self.k0**2 * self.eps[1][0])
+
+
+@dataclass(frozen=True)
+class _Pencil:
+    """``A(x) u = lambda B u``, ``A(x) = A_0 - r_b(x) M_b - r_t(x) M_t``: the weak form of the
+    module docstring with Neumann ends (``A_0``) and the ends' terms of a mode with ``N^2 = x``
+    (``M_b``, ``M_t``: ``u v`` at ``bottom`` and ``top``; ``r``: :meth:`_Ends.robin`).
+
+    Attributes:
+        A0: ``A`` with Neumann ends.
+        B: The right-hand side's matrix.
+        M: ``M_b`` and ``M_t``.
+        ends: The outermost regions.
+        eps_max: The largest ``Re eps`` (either component): with positive permittivities no
+            guided ``N^2`` lies above it.
+        options: SLEPc options (prefix ``modes_stack_``).
+        hermitian: Whether ``B`` is definite (no negative ``eps_perp``, for TM).
+    """
+
+    A0: PETSc.Mat
+    B: PETSc.Mat
+    M: tuple[PETSc.Mat, PETSc.Mat]
+    ends: _Ends
+    eps_max: float
+    options: dict[str, Any]
+    hermitian: bool
+
+    @classmethod
+    def build(
+        cls,
+        coefficients: _Coefficients,
+        ends: _Ends,
+        eps_r: Mapping[str, tuple[complex, complex]],
+        options: dict[str, Any],
+    ) -> _Pencil:
+        mesh_data, V, eps_par, eps_perp, inv_k02 = coefficients.unpack()
+        u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+        if ends.te:
+            a = (eps_par * u * v - inv_k02 * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx
+            b = u * v * ufl.dx
+        else:
+            a = (u * v - inv_k02 / eps_par * ufl.inner(ufl.grad(u), ufl.grad(v))) * ufl.dx
+            b = u / eps_perp * v * ufl.dx
+        forms = (a, b, u * v * mesh_data.ds("bottom"), u * v * mesh_data.ds("top"))
+        A0, B, Mb, Mt = (assemble_matrix(fem.form(form)) for form in forms)
+        for matrix in (A0, B, Mb, Mt):
+            matrix.assemble()
+        eps_max = max(max(e[0].real, e[1].real) for e in eps_r.values())
+        hermitian = ends.te or all(e[1].real > 0.0 for e in eps_r.values())
+        return cls(A0, B, (Mb, Mt), ends, eps_max, options, hermitian)
+
+    @property
+    def target(self) -> float:
+        """Shift of the spectral transform, just above :attr:`eps_max`."""
+        return self.eps_max * (1.0 + 1e-3) + 1e-3
+
+    def matrix(self, x: float | None) -> PETSc.Mat:
+        """A new ``A(x)`` (``None``: Neumann ends, ``A_0``); the caller destroys it."""
+        A = self.A0.copy()
+        if x is not None:
+            for M, r in zip(self.M, self.ends.robin(x), strict=True):
+                A.axpy(-r, M, PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+        return A
+
+    def solve(self, x: float | None, nev: int) -> tuple[SLEPc.EPS, dict[str, Any], list[int]]:
+        """Solve ``A(x) u = lambda B u`` for the ``nev`` eigenpairs nearest :attr:`target`.
+        Returns the solver (the caller destroys it), the options it ran with, and the indices of
+        its real eigenvalues by decreasing value."""
+        A = self.matrix(x)
+        try:
+            solver, run = solve_eigenproblem(
+                A,
+                self.B,
+                prefix=OPTIONS_PREFIX,
+                target=self.target,
+                nev=nev,
+                options=self.options,
+                hermitian=self.hermitian,
+            )
+        finally:
+            A.destroy()
+        values = [complex(solver.getEigenvalue(i)) for i in range(solver.getConverged())]
+        real = [i for i, v in enumerate(values) if abs(v.imag) <= 1e-8 * max(1.0, abs(v.real))]
+        return solver, run, sorted(real, key=lambda i: -values[i].real)
+
+    def eigenvalue(self, x: float, k: int) -> float | None:
+        """The ``k``-th largest real eigenvalue of ``A(x)`` (None if fewer converged)."""
+        solver, _, order = self.solve(x, k + 1)
+        try:
+            return solver.getEigenvalue(order[k]).real if len(order) > k else None
+        finally:
+            solver.destroy()
+
+    def eigenpairs(self, x: float | None, nev: int) -> list[tuple[float, PETSc.Vec]]:
+        """The real eigenpairs among the ``nev`` nearest the target, by decreasing value."""
+        solver, _, order = self.solve(x, nev)
+        try:
+            return [self._pair(solver, i) for i in order]
+        finally:
+            solver.destroy()
+
+    def eigenpair(self, x: float, k: int) -> tuple[float, PETSc.Vec]:
+        """The ``k``-th largest real eigenpair of ``A(x)``.
+
+        Raises:
+            SolverError: Fewer than ``k + 1`` real eigenvalues converged.
+        """
+        solver, run, order = self.solve(x, k + 1)
+        try:
+            if len(order) <= k:
+                raise self.failure(solver, run, "MISSING_EIGENVALUE", f", no eigenvalue {k}")
+            return self._pair(solver, order[k])
+        finally:
+            solver.destroy()
+
+    def _pair(self, solver: SLEPc.EPS, i: int) -> tuple[float, PETSc.Vec]:
+        vr, vi = self.B.createVecs()
+        value = solver.getEigenpair(i, vr, vi).real
+        vi.destroy()
+        return value, vr
+
+    def rayleigh_root(self, u: PETSc.Vec) -> float | None:
+        """The root ``x > cutoff`` of the Rayleigh functional ``u^T (A(x) - x B) u`` (explicit
+        in ``x``), or None without one."""
+        work = u.duplicate()
+        quadratic = []
+        for matrix in (self.A0, self.B, *self.M):
+            matrix.mult(u, work)
+            quadratic.append(work.dot(u))
+        work.destroy()
+        a0, b, mb, mt = quadratic
+        cutoff = self.ends.cutoff
+
+        def rho(t: float) -> float:
+            x = cutoff + t * t
+            rb, rt = self.ends.robin(x)
+            return a0 - rb * mb - rt * mt - x * b
+
+        if not rho(0.0) > 0.0:
+            return None
+        highs = [math.sqrt(self.target - cutoff)]
+        if b > 0.0 and a0 / b > cutoff:
+            highs.insert(0, math.sqrt(a0 / b - cutoff))
+        hi = next((t for t in highs if rho(t) <= 0.0), None)
+        if hi is None:
+            return None
+        t = brentq(rho, 0.0, hi, xtol=1e-16)
+        return cutoff + t * t
+
+    def inverse_step(self, x: float, u: PETSc.Vec) -> PETSc.Vec | None:
+        """``(A(x) - x B)^-1 B u``, normalised, by the spectral transform's linear solver
+        (options ``st_ksp_*``, ``st_pc_*``); None when that fails."""
+        T = self.matrix(x)
+        T.axpy(-x, self.B, PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+        ksp = PETSc.KSP().create(T.getComm())
+        rhs, w = T.createVecs()
+        try:
+            ksp.setOperators(T)
+            st = {k[3:]: v for k, v in self.options.items() if k.startswith(("st_ksp_", "st_pc_"))}
+            configure(ksp, f"{OPTIONS_PREFIX}st_", st, "stack modes inverse iteration")
+            self.B.mult(u, rhs)
+            ksp.solve(rhs, w)
+            norm = w.norm()
+        except (*PETSC_FAILURES, SolverError):
+            w.destroy()
+            return None
+        finally:
+            ksp.destroy()
+            T.destroy()
+            rhs.destroy()
+        if not (math.isfinite(norm) and norm > 0.0):
+            w.destroy()
+            return None
+        w.scale(1.0 / norm)
+        return w
+
+    def destroy(self) -> None:
+        for matrix in (self.A0, self.B, *self.M):
+            matrix.destroy()
+
+    def failure(
+        self, solver: SLEPc.EPS | None, run: dict[str, Any], check: str, detail: str
+    ) -> SolverError:
+        return SolverError.failed_check(
+            "SLEPc EPS",
+            OPTIONS_PREFIX,
+            check,
+            options_in_effect(OPTIONS_PREFIX, run, solver),
+            detail,
+        )
+
+
+def _guided_eigenvectors(pencil: _Pencil, n_modes: int) -> list[tuple[float, float, PETSc.Vec]]:
+    """The guided modes among the ``n_modes`` of largest ``N^2``, by decreasing ``N^2``: each
+    ``(eigenvalue, N^2 of its ends' terms, eigenvector)`` (the two equal within
+    :data:`VERIFY_RTOL`).
+
+    ``lambda_k(x)``, the ``k``-th largest eigenvalue of ``A(x)``, falls as ``x`` grows (the ends'
+    terms, ``-r u^2`` with ``r`` growing with ``x``, lower every Rayleigh quotient when ``B`` is
+    definite; so Neumann ends, ``r = 0``, give upper bounds): ``g_k(x) = lambda_k(x) - x`` falls
+    strictly, and the ``k``-th mode exists if and only if ``g_k(cutoff) > 0`` (else its candidate
+    is a mode of the truncated box), with its ``N^2`` the one root of ``g_k`` in
+    ``(cutoff, lambda_k(cutoff)]``. One eigensolve at ``x = cutoff`` gives every candidate; the
+    first without a mode ends the list (``lambda_k`` falls with ``k``).
+    """
+    cutoff = pencil.ends.cutoff
+    solver, run, order = pencil.solve(cutoff, n_modes)
     try:
-        _check_guided_range(solver, cutoff, eps_max, run)
-        for i in range(solver.getConverged()):
-            vr, vi = A.createVecs()
-            value = solver.getEigenpair(i, vr, vi)
-            vi.destroy()
-            real = abs(value.imag) <= 1e-8 * max(1.0, abs(value.real))
-            if real and value.real > cutoff:
-                found.append((value.real, vr))
-            else:
-                vr.destroy()
+        _check_guided_range(solver, cutoff, pencil.eps_max, run)
+        candidates = [pencil._pair(solver, i) for i in order[:n_modes]]
     finally:
         solver.destroy()
-    found.sort(key=lambda pair: -pair[0])
+    found = []
+    try:
+        for k, (upper, start) in enumerate(candidates):
+            if not upper - cutoff > CUTOFF_MARGIN * max(1.0, abs(cutoff)):
+                break
+            found.append(_transparent_mode(pencil, k, upper, start))
+    finally:
+        for _, start in candidates:
+            start.destroy()
     return found
+
+
+def _transparent_mode(
+    pencil: _Pencil, k: int, upper: float, start: PETSc.Vec
+) -> tuple[float, float, PETSc.Vec]:
+    """The ``k``-th guided mode: the root ``x`` of ``lambda_k(x) = x`` and the eigenpair of
+    ``A(x)``, from the eigenpair ``(upper, start)`` at the cut-off.
+
+    The nonlinear Rayleigh quotient iteration (root of the Rayleigh functional, then one inverse
+    iteration with ``A(x) - x B``; cubic convergence, one factorisation a step) gives ``x``; the
+    eigensolve at ``x`` must return ``lambda_k(x) = x`` (:data:`VERIFY_RTOL`), else, should the
+    iteration have broken down or reached another mode, :func:`_transparent_root` brackets it.
+    """
+    x = _rayleigh_iteration(pencil, upper, start)
+    if x is not None:
+        value, vector = pencil.eigenpair(x, k)
+        if abs(value - x) <= VERIFY_RTOL * max(1.0, abs(x)):
+            return value, x, vector
+        vector.destroy()
+    x = _transparent_root(pencil, k, upper)
+    value, vector = pencil.eigenpair(x, k)
+    return value, x, vector
+
+
+def _rayleigh_iteration(pencil: _Pencil, x: float, start: PETSc.Vec) -> float | None:
+    """``N^2`` by the nonlinear Rayleigh quotient iteration from ``(x, start)``, or None when it
+    breaks down or does not settle within :data:`RAYLEIGH_MAX_IT` steps."""
+    u = start.copy()
+    try:
+        for _ in range(RAYLEIGH_MAX_IT):
+            x_new = pencil.rayleigh_root(u)
+            if x_new is None:
+                return None
+            settled = abs(x_new - x) <= RAYLEIGH_RTOL * abs(x_new)
+            x = x_new
+            if settled:
+                return x
+            step = pencil.inverse_step(x, u)
+            if step is None:
+                return None
+            u.destroy()
+            u = step
+        return None
+    finally:
+        u.destroy()
+
+
+def _transparent_root(pencil: _Pencil, k: int, upper: float) -> float:
+    """The root of ``g(x) = lambda_k(x) - x`` in ``(cutoff, upper]`` (``upper = lambda_k(cutoff)``,
+    so ``g(cutoff) > 0``; ``g(upper) <= 0``) by Brent's method in ``t = sqrt(x - cutoff)``, in
+    which ``g`` is smooth (``gamma`` is proportional to ``t`` at the end that sets the cut-off).
+
+    Raises:
+        SolverError: No sign change up to the target (an indefinite ``B``), a missing
+            eigenvalue, or Brent's method did not converge.
+    """
+    cutoff = pencil.ends.cutoff
+    values = {0.0: upper - cutoff}
+
+    def g(t: float) -> float:
+        if t not in values:
+            x = cutoff + t * t
+            value = pencil.eigenvalue(x, k)
+            if value is None:
+                raise pencil.failure(
+                    None, pencil.options, "MISSING_EIGENVALUE", f", no eigenvalue {k} at {x:.12g}"
+                )
+            values[t] = value - x
+        return values[t]
+
+    highs = (math.sqrt(upper - cutoff), math.sqrt(pencil.target - cutoff))
+    hi = next((t for t in highs if g(t) <= 0.0), None)
+    if hi is None:
+        raise pencil.failure(
+            None,
+            pencil.options,
+            "TRANSPARENT_ROOT",
+            f", mode {k}: lambda(N^2) > N^2 from the cut-off {cutoff:.12g} to the target",
+        )
+    t, result = brentq(g, 0.0, hi, xtol=ROOT_XTOL, full_output=True, disp=False)
+    if not result.converged:
+        raise pencil.failure(
+            None,
+            pencil.options,
+            "TRANSPARENT_ROOT",
+            f", mode {k}: Brent's method: {result.flag} after {result.iterations} iterations",
+        )
+    return cutoff + t * t
 
 
 def _check_guided_range(
@@ -483,57 +856,71 @@ def _check_guided_range(
 @dataclass(frozen=True)
 class _ModeIntegrals:
     """Per-region integrals of a mode ``uh`` (DG0 linear forms summed by region): TE ``|E|^2``;
-    TM the in-plane and normal parts of ``|E|^2``, ``|H|^2`` and the norm ``|H|^2/eps_perp``."""
+    TM the in-plane and normal parts of ``|E|^2``, ``|H|^2`` and the norm ``|H|^2/eps_perp``.
+
+    Each holds the exact tail beyond the mesh's ends: there ``u = u_end exp(-gamma s)``, so a
+    density quadratic in ``(u, u')`` integrates to ``q(u_end, gamma u_end) / (2 gamma)`` over the
+    outer region, a term on the end's facet that the DG0 form assigns to the region it bounds.
+    """
 
     uh: fem.Function
     n2: fem.Constant
+    decay: tuple[fem.Constant, fem.Constant]
     cells: _Cells
     forms: dict[str, fem.Form]
     te: bool
 
     @classmethod
-    def build(
-        cls,
-        mesh_data: MeshData,
-        V: fem.FunctionSpace,
-        eps_par: fem.Function,
-        eps_perp: fem.Function,
-        inv_k02: fem.Constant,
-        te: bool,
-    ) -> _ModeIntegrals:
+    def build(cls, coefficients: _Coefficients, te: bool) -> _ModeIntegrals:
+        mesh_data, V, eps_par, eps_perp, inv_k02 = coefficients.unpack()
         Q = fem.functionspace(mesh_data.mesh, ("DG", 0))
         uh = fem.Function(V)
         w = ufl.TestFunction(Q)
-        n2 = fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0))
+        n2, below, above = (
+            fem.Constant(mesh_data.mesh, dolfinx.default_scalar_type(1.0)) for _ in range(3)
+        )
         if te:
-            forms = {"e2": fem.form(uh * uh * w * ufl.dx)}
+            densities = {"e2": lambda u, du: u * u}
         else:
-            dh = uh.dx(0)
-            forms = {
-                "par": fem.form(inv_k02 * dh * dh / eps_par**2 * w * ufl.dx),
-                "perp": fem.form(n2 * uh * uh / eps_perp**2 * w * ufl.dx),
-                "h2": fem.form(uh * uh * w * ufl.dx),
-                "norm": fem.form(uh * uh / eps_perp * w * ufl.dx),
+            densities = {
+                "par": lambda u, du: inv_k02 * du * du / eps_par**2,
+                "perp": lambda u, du: n2 * u * u / eps_perp**2,
+                "h2": lambda u, du: u * u,
+                "norm": lambda u, du: u * u / eps_perp,
             }
-        return cls(uh, n2, _Cells(mesh_data, Q), forms, te)
+        ds_below, ds_above = mesh_data.ds("bottom"), mesh_data.ds("top")
+        forms = {
+            key: fem.form(
+                q(uh, uh.dx(0)) * w * ufl.dx
+                + q(uh, below * uh) / (2.0 * below) * w * ds_below
+                + q(uh, above * uh) / (2.0 * above) * w * ds_above
+            )
+            for key, q in densities.items()
+        }
+        return cls(uh, n2, (below, above), _Cells(mesh_data, Q), forms, te)
 
     def mode(
         self,
         value: float,
         vector: PETSc.Vec,
+        decay: tuple[float, float],
         eps_r: Mapping[str, tuple[complex, complex]],
         polarisation: str,
         order: int,
         wavelength: float,
     ) -> Mode:
-        """The :class:`Mode` of the eigenpair ``(N^2, vector)``: its field normalised to a peak
-        of 1, confinement, perturbation weights, group index and first-order loss."""
+        """The :class:`Mode` of the eigenpair ``(N^2, vector)`` whose field decays as
+        ``exp(-gamma |z - z_end|)`` beyond the ends (``decay``: gamma below and above, 1/m): its
+        field normalised to a peak of 1, confinement, perturbation weights, group index and
+        first-order loss."""
         uh = self.uh
         n_eff = math.sqrt(value)
         uh.x.petsc_vec.array[:] = vector.array
         uh.x.scatter_forward()
         normalise_peak(uh)
         self.n2.value = value
+        for constant, gamma in zip(self.decay, decay, strict=True):
+            constant.value = gamma
         s = {key: self.cells.sums(L) for key, L in self.forms.items()}
         if self.te:
             total = sum(s["e2"].values())
@@ -553,7 +940,16 @@ class _ModeIntegrals:
         field = fem.Function(uh.function_space, name="E_y" if self.te else "H_y")
         field.x.array[:] = uh.x.array
         return Mode(
-            polarisation, order, n_eff, wavelength, confinement, loss / 100.0, group, weights, field
+            polarisation,
+            order,
+            n_eff,
+            wavelength,
+            confinement,
+            loss / 100.0,
+            group,
+            weights,
+            field,
+            decay,
         )
 
 
