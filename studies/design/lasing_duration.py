@@ -43,9 +43,11 @@ from cqdlaser.physics.laser import (
     thermal_resistance,
     threshold_model,
 )
+from cqdlaser.studies.api import load_device
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
 from cqdlaser.studies.paper.calibration import study_heat_fraction
+from cqdlaser.studies.study_device import StudyDevice, study_device
 from cqdlaser.studies.sweep import sweep
 from cqdlaser.studies.thermal import heat_problem
 
@@ -80,12 +82,16 @@ class Case:
     substrate: str
 
 
-def case_device(case: Case, heat_fraction: float, *, quick: bool) -> Device:
-    """The device of a case, pumped at 88 kW/cm2 over ``SPAN_US`` (linear: intensity scales)."""
+def case_device(
+    case: Case, heat_fraction: float, *, quick: bool, base: Device | None = None
+) -> Device:
+    """The device of a case, pumped at 88 kW/cm2 over ``SPAN_US`` (linear: intensity scales).
+
+    ``base``: a user's device instead of the film's paper config (its substrate kept for the
+    substrate :data:`OWN`; ``quick`` keeps a coarser mesh.scale of its own)."""
     span_ns = SPAN_US * 1e3
     overrides = [
-        f"substrate.material={case.substrate}",
-        *SUBSTRATES[case.substrate],
+        *substrate_overrides(case.substrate),
         f"pump.heat_fraction={heat_fraction}",
         f"pump.intensity_kw_cm2={REFERENCE_INTENSITY_KW_CM2}",
         f"pump.pulse_ns={span_ns}",
@@ -94,17 +100,33 @@ def case_device(case: Case, heat_fraction: float, *, quick: bool) -> Device:
         f"heat.step_growth={1.15 if quick else 1.05}",
         f"mesh.scale={2.0 if quick else 1.0}",
     ]
-    return paper_device(FILMS[case.film], overrides)
+    if base is None:
+        return paper_device(FILMS[case.film], overrides)
+    coarse = [f"mesh.scale={max(2.0, base.mesh.scale)}"] if quick else []
+    return load_device(base, [*overrides, *coarse])
 
 
-def response(case: Case, comm: MPI.Comm, heat_fraction: float, quick: bool) -> dict[str, Any]:
+OWN = "device"
+"""The substrate of a user's device as it is (its substrate and cladding)."""
+
+
+def substrate_overrides(substrate: str) -> list[str]:
+    """The overrides that put a case on ``substrate`` (none for :data:`OWN`)."""
+    if substrate == OWN:
+        return []
+    return [f"substrate.material={substrate}", *SUBSTRATES[substrate]]
+
+
+def response(
+    case: Case, comm: MPI.Comm, heat_fraction: float, quick: bool, base: Device | None = None
+) -> dict[str, Any]:
     """The film's maximum temperature rise per unit pump h(t) and the thermal resistance R.
 
     Returns:
         ``times_s``, ``rise_per_intensity`` (K m^2/W, per time), ``thermal_resistance`` (K m^2/W),
         ``threshold`` (P_th0, W/m^2), ``t0`` (K), ``sink`` (K), ``dofs``.
     """
-    device = case_device(case, heat_fraction, quick=quick)
+    device = case_device(case, heat_fraction, quick=quick, base=base)
     if device.heat.nonlinear:
         raise ValueError(
             "lasing_duration scales one transient with the pump: needs a linear device"
@@ -174,6 +196,7 @@ def run(
     quick: bool = False,
     comm: MPI.Comm = MPI.COMM_WORLD,
     heat_fraction: float | None = None,
+    device: StudyDevice | Device | None = None,
 ) -> dict[str, Any]:
     """Compute and write lasing_duration_*.csv and lasing_duration.json.
 
@@ -183,8 +206,12 @@ def run(
         comm: Communicator; the cases run in parallel over its ranks.
         heat_fraction: Override the heat fraction (default: the calibration,
             :func:`~cqdlaser.studies.paper.calibration.study_heat_fraction`).
+        device: A device to study instead of the paper's two films (:func:`run_device`).
     """
     t0 = time.perf_counter()
+    spec = study_device(device, "lasing_duration", comm, config=FILMS["inorganic"])
+    if not spec.is_paper:
+        return run_device(out, spec, quick=quick, comm=comm, heat_fraction=heat_fraction)
     heat_fraction, origin = study_heat_fraction(out, quick, comm, given=heat_fraction)
     intensities = sorted({*np.arange(55.0, 200.0 + 1e-9, 5.0).tolist(), REFERENCE_INTENSITY_KW_CM2})
     cases = [Case(film, "mgf2") for film in FILMS]
@@ -208,6 +235,7 @@ def run(
         if c.film == film
     ]
     summary = {
+        "device": spec.label(),
         "heat_fraction": heat_fraction,
         "heat_fraction_origin": origin,
         **_summary(vs_intensity, vs_substrate),
@@ -231,6 +259,85 @@ def run(
             summary["inorganic_mgf2_88_duration_us"],
         )
     return summary
+
+
+def run_device(
+    out: Path,
+    spec: StudyDevice,
+    *,
+    quick: bool,
+    comm: MPI.Comm,
+    heat_fraction: float | None = None,
+) -> dict[str, Any]:
+    """Lasing duration of a user's device: vs pump intensity (1.06-3.8x its ``[laser]``
+    threshold, the paper's 55-200 kW/cm2 over 52), and at its ``pump.intensity_kw_cm2`` on every
+    substrate of :data:`SUBSTRATES` (its film, grating, cap and cladding kept; Si and Al under
+    their example claddings), with its own heat fraction unless one is given.
+
+    Writes the same files as :func:`run`; the rows of the device as it is have substrate
+    :data:`OWN`.
+    """
+    t0 = time.perf_counter()
+    d = spec.device
+    eta, origin = study_heat_fraction(out, quick, comm, given=heat_fraction, device=d)
+    film = d.film.material
+    reference = d.pump.intensity_kw_cm2
+    scale = d.laser.threshold_kw_cm2 / PAPER_THRESHOLD_KW_CM2
+    grid = np.arange(55.0, 200.0 + 1e-9, 5.0) * scale
+    intensities = sorted({*grid.tolist(), reference})
+    cases = [Case(film, OWN), *(Case(film, s) for s in SUBSTRATES)]
+    responses = sweep(
+        cases, lambda c, sub: response(c, sub, eta, quick, d), comm, desc="lasing_duration"
+    )
+    by_case = dict(zip(cases, responses, strict=True))
+    vs_intensity = [duration_row(cases[0], by_case[cases[0]], p) for p in intensities]
+    vs_substrate = [duration_row(c, by_case[c], reference) for c in cases]
+    own = next(r for r in vs_intensity if r["intensity_kw_cm2"] == reference)
+    summary = {
+        "device": spec.label(),
+        "heat_fraction": eta,
+        "heat_fraction_origin": origin,
+        "span_us": SPAN_US,
+        "paper_pulse_us": PAPER_PULSE_US,
+        "reference_intensity_kw_cm2": reference,
+        "device_duration_us": own["lasing_duration_us"],
+        "device_lases_cw": own["lases_cw"],
+        "device_thermal_resistance_k_cm2_per_kw": own["thermal_resistance_k_cm2_per_kw"],
+        "by_substrate": {
+            r["substrate"]: {
+                "lasing_duration_us": r["lasing_duration_us"],
+                "lases_cw": r["lases_cw"],
+                "thermal_resistance_k_cm2_per_kw": r["thermal_resistance_k_cm2_per_kw"],
+            }
+            for r in vs_substrate
+        },
+    }
+    write_csv(out / "lasing_duration_vs_intensity.csv", rows=vs_intensity, comm=comm)
+    write_csv(out / "lasing_duration_vs_substrate.csv", rows=vs_substrate, comm=comm)
+    write_csv(out / "lasing_duration_histories.csv", rows=_histories(by_case), comm=comm)
+    meta = provenance(
+        comm,
+        inputs={"intensities_kw_cm2": intensities, "cases": [c.__dict__ for c in cases]},
+        started=t0,
+        quick=quick,
+        device=spec.to_dict(),
+        dofs={f"{c.film}/{c.substrate}": by_case[c]["dofs"] for c in cases},
+    )
+    write_json(
+        out / "lasing_duration.json", {"summary": summary, "notes": notes(), **meta}, comm=comm
+    )
+    if comm.rank == 0:
+        logger.info(
+            "lasing_duration: %s at %g kW/cm2 lases %.3g us",
+            spec.source,
+            reference,
+            summary["device_duration_us"],
+        )
+    return summary
+
+
+PAPER_THRESHOLD_KW_CM2 = 52.0
+"""The inorganic film's threshold, to which the paper's intensity grid is relative."""
 
 
 def _summary(
@@ -280,23 +387,26 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
     vs_p = read("lasing_duration_vs_intensity.csv")
     vs_s = read("lasing_duration_vs_substrate.csv")
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(10, 3.8))
-    colours = {"inorganic": "b", "organic": "r"}
+    films = list(dict.fromkeys(np.atleast_1d(vs_p["film"]).tolist()))
+    colours = dict(zip(films, "brgmc", strict=False))
     for film, colour in colours.items():
         rows = vs_p[vs_p["film"] == film]
+        on = "MgF2" if rows["substrate"][0] == "mgf2" else f"its substrate ({rows['substrate'][0]})"
         ax0.semilogy(
             rows["intensity_kw_cm2"],
             rows["lasing_duration_us"],
             colour + "o-",
             ms=3,
-            label=f"{film} film on MgF2",
+            label=f"{film} film on {on}",
         )
-    ax0.plot(
-        [REFERENCE_INTENSITY_KW_CM2],
-        [PAPER_DURATION_US],
-        "k*",
-        ms=10,
-        label="paper: 1.8 us at 88 kW/cm2",
-    )
+    if "inorganic" in colours:  # the paper's laser
+        ax0.plot(
+            [REFERENCE_INTENSITY_KW_CM2],
+            [PAPER_DURATION_US],
+            "k*",
+            ms=10,
+            label="paper: 1.8 us at 88 kW/cm2",
+        )
     ax0.axhline(PAPER_PULSE_US, color="gray", ls=":", lw=0.8)
     ax0.set_xlabel("pump intensity (kW/cm$^2$)")
     ax0.set_ylabel("lasing duration (us)")
