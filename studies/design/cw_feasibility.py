@@ -41,6 +41,7 @@ Heat fraction: the calibrated one (:func:`~cqdlaser.studies.paper.calibration.st
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Sequence
@@ -55,10 +56,12 @@ import numpy as np
 from cqdlaser.geometry.device import Device
 from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_exponential, thermal_resistance
 from cqdlaser.physics.multilayer import leaky_te_index
+from cqdlaser.studies.api import load_device
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
 from cqdlaser.studies.optics import stack_mode_table
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
 from cqdlaser.studies.paper.calibration import study_heat_fraction
+from cqdlaser.studies.study_device import StudyDevice, study_device
 from cqdlaser.studies.sweep import PointFailure, SweepError, failures, sweep
 from cqdlaser.studies.thermal import heat_problem
 
@@ -113,17 +116,18 @@ class Design:
         return out
 
 
-def design_device(design: Design, heat_fraction: float, mesh_scale: float = 1.0) -> Device:
-    """The device of a design point, with the study's heat fraction and mesh scale."""
-    return paper_device(
-        BASE_CONFIG,
-        [
-            *design.overrides(),
-            f"pump.heat_fraction={heat_fraction}",
-            "heat.mesh=axisymmetric",
-            f"mesh.scale={mesh_scale}",
-        ],
-    )
+def design_device(
+    design: Design, heat_fraction: float, mesh_scale: float = 1.0, base: Device | None = None
+) -> Device:
+    """The device of a design point, with the study's heat fraction and mesh scale, on ``base``
+    (a user's device; default the paper laser, :data:`BASE_CONFIG`)."""
+    overrides = [
+        *design.overrides(),
+        f"pump.heat_fraction={heat_fraction}",
+        "heat.mesh=axisymmetric",
+        f"mesh.scale={mesh_scale}",
+    ]
+    return paper_device(BASE_CONFIG, overrides) if base is None else load_device(base, overrides)
 
 
 def device_resistance(device: Device, comm: MPI.Comm) -> float:
@@ -195,10 +199,14 @@ def lasing_mode(device: Device, comm: MPI.Comm) -> dict[str, Any]:
 
 
 def evaluate(
-    design: Design, comm: MPI.Comm, heat_fraction: float, mesh_scale: float
+    design: Design,
+    comm: MPI.Comm,
+    heat_fraction: float,
+    mesh_scale: float,
+    base: Device | None = None,
 ) -> dict[str, Any]:
     """Thermal resistance and lasing mode of one design (collective on ``comm``)."""
-    device = design_device(design, heat_fraction, mesh_scale)
+    device = design_device(design, heat_fraction, mesh_scale, base)
     resistance = device_resistance(device, comm)
     return {**asdict(design), "thermal_resistance": resistance, **lasing_mode(device, comm)}
 
@@ -282,12 +290,13 @@ def cw_map(
     comm: MPI.Comm = MPI.COMM_WORLD,
     *,
     mesh_scale: float = 1.0,
+    base: Device | None = None,
 ) -> list[dict[str, Any] | PointFailure]:
     """Evaluate designs in parallel (one rank per design); the same list on every rank, with a
     :class:`~cqdlaser.studies.sweep.PointFailure` for each design that failed."""
     return sweep(
         list(designs),
-        lambda d, sub: evaluate(d, sub, heat_fraction, mesh_scale),
+        lambda d, sub: evaluate(d, sub, heat_fraction, mesh_scale, base),
         comm,
         desc="cw_feasibility",
         keep_going=True,
@@ -316,19 +325,22 @@ def reference_confinement(comm: MPI.Comm = MPI.COMM_WORLD) -> float:
 
 
 def refinement(
-    designs: list[dict[str, Any]], substrate: str, cladding: str, gamma_ref: float, points: int
+    designs: list[dict[str, Any]],
+    substrate: str,
+    cladding: str,
+    gamma_ref: float,
+    points: int,
+    film_nm: float = REFERENCE_FILM_NM,
 ) -> list[Design]:
-    """Extra cladding thicknesses around the grid minimum of a (120 nm film), geometric between
-    the minimum's neighbours on the grid."""
+    """Extra cladding thicknesses around the grid minimum of a (``film_nm`` film), geometric
+    between the minimum's neighbours on the grid."""
     pts = sorted(
         (
             d["cladding_nm"],
             d["thermal_resistance"] * threshold_factor(d, gamma_ref, ALPHA_REF_PER_CM),
         )
         for d in designs
-        if d["substrate"] == substrate
-        and d["cladding"] == cladding
-        and d["film_nm"] == REFERENCE_FILM_NM
+        if d["substrate"] == substrate and d["cladding"] == cladding and d["film_nm"] == film_nm
     )
     if len(pts) < 2 or points < 1:
         return []
@@ -337,16 +349,22 @@ def refinement(
     lo, hi = t[max(i - 1, 0)], t[min(i + 1, len(t) - 1)]
     new = np.geomspace(lo, hi, points + 2)[1:-1]
     return [
-        Design(substrate, cladding, round(float(x), 1), REFERENCE_FILM_NM)
+        Design(substrate, cladding, round(float(x), 1), film_nm)
         for x in new
         if not np.isclose(x, t[i])
     ]
 
 
 def optimum_cladding(
-    designs: list[dict[str, Any]], substrate: str, cladding: str, gamma_ref: float, alpha_ref: float
+    designs: list[dict[str, Any]],
+    substrate: str,
+    cladding: str,
+    gamma_ref: float,
+    alpha_ref: float,
+    frame: Frame | None = None,
 ) -> dict[str, Any] | None:
-    """The evaluated cladding thickness with the least a (120 nm film; independent of P_th0).
+    """The evaluated cladding thickness with the least a (the frame's film, default 120 nm;
+    independent of P_th0; the margins at the frame's threshold, default 52 kW/cm2).
 
     a is proportional to R (Gamma_ref/Gamma)(1 + alpha/alpha_ref); the optimum is the best design
     evaluated (grid plus refinement), bracketed by its evaluated neighbours.
@@ -356,14 +374,15 @@ def optimum_cladding(
         for d in designs
         if d["substrate"] == substrate
         and d["cladding"] == cladding
-        and d["film_nm"] == REFERENCE_FILM_NM
+        and d["film_nm"] == (frame or Frame()).film_nm
     )
     pts = [(t, v) for t, v in pts if math.isfinite(v)]
     if not pts:
         return None
     i = int(np.argmin([v for _, v in pts]))
     best_t, best_v = pts[i]
-    margin = (1.0 / math.e) / (best_v * NOMINAL_THRESHOLD_KW_CM2 * KW_CM2 / T0_K)
+    nominal = (frame or Frame()).threshold_kw_cm2
+    margin = (1.0 / math.e) / (best_v * nominal * KW_CM2 / T0_K)
     return {
         "substrate": substrate,
         "cladding": cladding,
@@ -374,7 +393,7 @@ def optimum_cladding(
         "on_grid_edge": i in (0, len(pts) - 1),
         "criterion_at_52": 1.0 / (math.e * margin),
         "margin_at_52": margin,
-        "max_threshold_for_cw_kw_cm2": NOMINAL_THRESHOLD_KW_CM2 * margin,
+        "max_threshold_for_cw_kw_cm2": nominal * margin,
     }
 
 
@@ -414,6 +433,7 @@ def run(
     quick: bool = False,
     comm: MPI.Comm = MPI.COMM_WORLD,
     heat_fraction: float | None = None,
+    device: StudyDevice | Device | None = None,
 ) -> dict[str, Any]:
     """Compute the CW map; write cw_designs.csv, cw_map.csv, cw_optimum.csv, cw_feasibility.json.
 
@@ -422,39 +442,47 @@ def run(
         quick: A coarse grid and mesh.
         comm: Communicator; designs run in parallel over its ranks.
         heat_fraction: Override the heat fraction (default: the calibration).
+        device: A device to map around instead of the paper laser (:meth:`Frame.of`).
     """
     t0 = time.perf_counter()
-    heat_fraction, origin = study_heat_fraction(out, quick, comm, given=heat_fraction)
-    grid = QUICK if quick else FULL
+    spec = study_device(device, "cw_feasibility", comm, config=BASE_CONFIG)
+    frame = Frame.of(spec)
+    heat_fraction, origin = study_heat_fraction(
+        out, quick, comm, given=heat_fraction, device=spec.device
+    )
+    grid = frame.grid(QUICK if quick else FULL, quick)
     gamma_ref = reference_confinement(comm)
-    evaluated = evaluated_designs(grid, gamma_ref, heat_fraction, comm)
+    evaluated = evaluated_designs(grid, gamma_ref, heat_fraction, comm, frame)
     failed = failures(evaluated)
     designs = [d for d in evaluated if not isinstance(d, PointFailure)]
-    rows = [cw_row(d, p, gamma_ref, heat_fraction) for d in designs for p in THRESHOLDS_KW_CM2]
+    thresholds = frame.thresholds()
+    rows = [cw_row(d, p, gamma_ref, heat_fraction) for d in designs for p in thresholds]
     design_rows = [
         {k: v for k, v in r.items() if k != "threshold_kw_cm2"}
         for r in rows
-        if r["threshold_kw_cm2"] == NOMINAL_THRESHOLD_KW_CM2
+        if r["threshold_kw_cm2"] == frame.threshold_kw_cm2
     ] + [failed_row(f) for f in failed]
     optima = [
         o
         for alpha in (ALPHA_REF_PER_CM, ALPHA_REF_ALTERNATIVE_PER_CM)
         for s in grid["cladded"]
         for c in CLADDINGS
-        if (o := optimum_cladding(designs, s, c, gamma_ref, alpha)) is not None
+        if (o := optimum_cladding(designs, s, c, gamma_ref, alpha, frame)) is not None
     ]
-    at_ref = [r for r in design_rows if r["film_nm"] == REFERENCE_FILM_NM and r["status"] == "ok"]
+    at_ref = [r for r in design_rows if r["film_nm"] == frame.film_nm and r["status"] == "ok"]
+    cw_key, best_key = frame.summary_keys()
     summary = {
+        "device": spec.label(),
+        "reference_film_nm": frame.film_nm,
+        "nominal_threshold_kw_cm2": frame.threshold_kw_cm2,
         "heat_fraction": heat_fraction,
         "heat_fraction_origin": origin,
         "gamma_ref": gamma_ref,
         "alpha_ref_per_cm": ALPHA_REF_PER_CM,
         "t0_k": T0_K,
         "criterion_limit": 1.0 / math.e,
-        "cw_at_52_kw_cm2_120nm": sorted(
-            {f"{r['substrate']}/{r['cladding']}" for r in at_ref if r["cw_possible"]}
-        ),
-        "best_by_substrate_120nm_52": best_by_substrate(at_ref),
+        cw_key: sorted({f"{r['substrate']}/{r['cladding']}" for r in at_ref if r["cw_possible"]}),
+        best_key: best_by_substrate(at_ref),
         "optimum_cladding": optima,
         "failed_designs": [failed_row(f) for f in failed],
     }
@@ -465,31 +493,111 @@ def run(
         "base_config": BASE_CONFIG,
         "grid": {k: list(v) if isinstance(v, tuple) else v for k, v in grid.items()},
         "claddings": CLADDINGS,
-        "thresholds_kw_cm2": THRESHOLDS_KW_CM2,
+        "thresholds_kw_cm2": thresholds,
     }
-    meta = provenance(comm, inputs=inputs, started=t0, quick=quick)
+    meta = provenance(comm, inputs=inputs, started=t0, quick=quick, device=spec.to_dict())
     write_json(out / "cw_feasibility.json", {"summary": summary, "notes": NOTES, **meta}, comm=comm)
     if comm.rank == 0:
-        logger.info("cw_feasibility: CW at 52 kW/cm2, 120 nm: %s", summary["cw_at_52_kw_cm2_120nm"])
+        logger.info(
+            "cw_feasibility: CW at %g kW/cm2, %g nm film: %s",
+            frame.threshold_kw_cm2,
+            frame.film_nm,
+            summary[cw_key],
+        )
     if failed:
         raise SweepError("cw_feasibility (the others are in cw_designs.csv)", failed)
     return summary
 
 
 def evaluated_designs(
-    grid: dict[str, Any], gamma_ref: float, heat_fraction: float, comm: MPI.Comm
+    grid: dict[str, Any],
+    gamma_ref: float,
+    heat_fraction: float,
+    comm: MPI.Comm,
+    frame: Frame | None = None,
 ) -> list[dict[str, Any]]:
-    """The grid's designs, then the cladding thicknesses refined around each grid optimum; a
-    design whose evaluation failed is a :class:`~cqdlaser.studies.sweep.PointFailure`."""
-    designs = cw_map(designs_for(grid), heat_fraction, comm, mesh_scale=grid["mesh_scale"])
+    """The grid's designs (and a user's own design), then the cladding thicknesses refined
+    around each grid optimum; a design whose evaluation failed is a
+    :class:`~cqdlaser.studies.sweep.PointFailure`."""
+    frame = frame or Frame()
+    scale = grid["mesh_scale"]
+    first = [*designs_for(grid), *frame.own_design(designs_for(grid))]
+    designs = cw_map(first, heat_fraction, comm, mesh_scale=scale, base=frame.base)
     ok = [d for d in designs if not isinstance(d, PointFailure)]
     extra = [
         d
         for sub in grid["cladded"]
         for c in CLADDINGS
-        for d in refinement(ok, sub, c, gamma_ref, grid["refine_points"])
+        for d in refinement(ok, sub, c, gamma_ref, grid["refine_points"], frame.film_nm)
     ]
-    return designs + cw_map(extra, heat_fraction, comm, mesh_scale=grid["mesh_scale"])
+    return designs + cw_map(extra, heat_fraction, comm, mesh_scale=scale, base=frame.base)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """What the map is built around: the paper laser (``base`` None: 120 nm film, 52 kW/cm2),
+    or a user's device, its film thickness and ``[laser]`` threshold.
+
+    Attributes:
+        base: The user's device (None: :data:`BASE_CONFIG`).
+        film_nm: The reference film thickness (the summary's and the optima's).
+        threshold_kw_cm2: The nominal threshold P_th0 (the design table's).
+    """
+
+    base: Device | None = None
+    film_nm: float = REFERENCE_FILM_NM
+    threshold_kw_cm2: float = NOMINAL_THRESHOLD_KW_CM2
+
+    @classmethod
+    def of(cls, spec: StudyDevice) -> Frame:
+        """The paper's frame, or one around the device of ``spec``."""
+        if spec.is_paper:
+            return cls()
+        d = spec.device
+        return cls(d, d.film.thickness_nm, d.laser.threshold_kw_cm2)
+
+    def grid(self, grid: dict[str, Any], quick: bool) -> dict[str, Any]:
+        """The design grid: the paper's film thicknesses scaled to the device's film, its mesh
+        scale (at least the quick grid's when ``quick``); the paper's grid unchanged."""
+        if self.base is None:
+            return grid
+        films = tuple(
+            self.film_nm if t == REFERENCE_FILM_NM else self.film_nm * t / REFERENCE_FILM_NM
+            for t in grid["film_nm"]
+        )
+        own = self.base.mesh.scale
+        return {
+            **grid,
+            "film_nm": films,
+            "mesh_scale": max(own, grid["mesh_scale"]) if quick else own,
+        }
+
+    def thresholds(self) -> tuple[float, ...]:
+        """The threshold axis (kW/cm2): the paper's, scaled to the nominal threshold (its last)."""
+        if self.base is None:
+            return THRESHOLDS_KW_CM2
+        scale = self.threshold_kw_cm2 / NOMINAL_THRESHOLD_KW_CM2
+        return (*(scale * p for p in THRESHOLDS_KW_CM2[:-1]), self.threshold_kw_cm2)
+
+    def own_design(self, designs: Sequence[Design]) -> list[Design]:
+        """The user's device as a design point, unless the grid has it (none for the paper)."""
+        if self.base is None:
+            return []
+        d = self.base
+        clad = d.cladding
+        own = Design(
+            d.substrate.material,
+            None if clad is None else clad.material,
+            0.0 if clad is None else clad.thickness_nm,
+            self.film_nm,
+        )
+        return [] if own in designs else [own]
+
+    def summary_keys(self) -> tuple[str, str]:
+        """The summary's keys for the CW designs and the best design per substrate."""
+        if self.base is None:
+            return "cw_at_52_kw_cm2_120nm", "best_by_substrate_120nm_52"
+        return "cw_at_device_threshold_and_film", "best_by_substrate_at_device_threshold_and_film"
 
 
 def best_by_substrate(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -513,10 +621,12 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
     d = np.genfromtxt(
         out / "cw_designs.csv", delimiter=",", names=True, dtype=None, encoding="utf-8"
     )
+    summary = json.loads((out / "cw_feasibility.json").read_text())["summary"]
+    film_nm = summary.get("reference_film_nm", REFERENCE_FILM_NM)
     m = np.genfromtxt(out / "cw_map.csv", delimiter=",", names=True, dtype=None, encoding="utf-8")
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     ax = axes[0]
-    bare = d[(d["cladding"] == "none") & (d["film_nm"] == REFERENCE_FILM_NM)]
+    bare = d[(d["cladding"] == "none") & (d["film_nm"] == film_nm)]
     x = np.arange(len(bare))
     ax.bar(x, np.where(bare["guided"], bare["criterion"], np.nan), color="C0", label="with optics")
     ax.plot(x, bare["criterion_thermal_only"], "k_", ms=20, label="thermal only")
@@ -527,7 +637,7 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
     ax.set_title("bare substrates (no bar: no guided mode)", fontsize=9)
     ax.legend(fontsize=8)
     ax = axes[1]
-    clad = d[(d["cladding"] != "none") & (d["film_nm"] == REFERENCE_FILM_NM)]
+    clad = d[(d["cladding"] != "none") & (d["film_nm"] == film_nm)]
     for i, (s, c) in enumerate(
         dict.fromkeys(zip(clad["substrate"], clad["cladding"], strict=True))
     ):
@@ -551,7 +661,7 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
     ax.set_title("cladding: thermal resistance vs optical loss", fontsize=9)
     ax.legend(fontsize=7)
     ax = axes[2]
-    ref = d[(d["film_nm"] == REFERENCE_FILM_NM) & d["guided"]]
+    ref = d[(d["film_nm"] == film_nm) & d["guided"]]
     for i, s in enumerate(dict.fromkeys(ref["substrate"])):
         cand = ref[ref["substrate"] == s]
         b = cand[int(np.argmax(cand["margin"]))]
@@ -559,7 +669,7 @@ def plot(out: Path, comm: MPI.Comm = MPI.COMM_WORLD) -> None:
             (m["substrate"] == s)
             & (m["cladding"] == b["cladding"])
             & (m["cladding_nm"] == b["cladding_nm"])
-            & (m["film_nm"] == REFERENCE_FILM_NM)
+            & (m["film_nm"] == film_nm)
         ]
         label = s if b["cladding"] == "none" else f"{s} / {b['cladding_nm']:.0f} nm {b['cladding']}"
         ax.plot(rows["threshold_kw_cm2"], rows["cw_high_kw_cm2"], "-", color=f"C{i}", label=label)
