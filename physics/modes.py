@@ -384,10 +384,10 @@ def stack_modes(
             pencil.destroy()
         integrals = _ModeIntegrals.build(coefficients, te)
         modes = [
-            integrals.mode(value, vector, ends.decay(x), eps_r, polarisation, order, wavelength)
-            for order, (value, x, vector) in enumerate(found)
+            integrals.mode(n2, vector, ends.decay(n2), eps_r, polarisation, order, wavelength)
+            for order, (n2, vector) in enumerate(found)
         ]
-        for _, _, vector in found:
+        for _, vector in found:
             vector.destroy()
     return modes
 
@@ -696,10 +696,9 @@ class _Pencil:
         )
 
 
-def _guided_eigenvectors(pencil: _Pencil, n_modes: int) -> list[tuple[float, float, PETSc.Vec]]:
+def _guided_eigenvectors(pencil: _Pencil, n_modes: int) -> list[tuple[float, PETSc.Vec]]:
     """The guided modes among the ``n_modes`` of largest ``N^2``, by decreasing ``N^2``: each
-    ``(eigenvalue, N^2 of its ends' terms, eigenvector)`` (the two equal within
-    :data:`VERIFY_RTOL`).
+    ``(N^2, eigenvector)``.
 
     ``lambda_k(x)``, the ``k``-th largest eigenvalue of ``A(x)``, falls as ``x`` grows (the ends'
     terms, ``-r u^2`` with ``r`` growing with ``x``, lower every Rayleigh quotient when ``B`` is
@@ -730,24 +729,27 @@ def _guided_eigenvectors(pencil: _Pencil, n_modes: int) -> list[tuple[float, flo
 
 def _transparent_mode(
     pencil: _Pencil, k: int, upper: float, start: PETSc.Vec
-) -> tuple[float, float, PETSc.Vec]:
-    """The ``k``-th guided mode: the root ``x`` of ``lambda_k(x) = x`` and the eigenpair of
-    ``A(x)``, from the eigenpair ``(upper, start)`` at the cut-off.
+) -> tuple[float, PETSc.Vec]:
+    """The ``k``-th guided mode ``(N^2, eigenvector)``: the root ``x`` of ``lambda_k(x) = x``
+    and the eigenvector of ``A(x)``, from the eigenpair ``(upper, start)`` at the cut-off.
 
     The nonlinear Rayleigh quotient iteration (root of the Rayleigh functional, then one inverse
     iteration with ``A(x) - x B``; cubic convergence, one factorisation a step) gives ``x``; the
     eigensolve at ``x`` must return ``lambda_k(x) = x`` (:data:`VERIFY_RTOL`), else, should the
     iteration have broken down or reached another mode, :func:`_transparent_root` brackets it.
+    ``N^2`` is the root of the Rayleigh functional of the eigenvector: exact to the square of its
+    error, where the eigenvalue holds only the eigensolver's tolerance (so that ``n_eff`` varies
+    smoothly with the wavelength, as a fixed point in it needs).
     """
     x = _rayleigh_iteration(pencil, upper, start)
     if x is not None:
         value, vector = pencil.eigenpair(x, k)
         if abs(value - x) <= VERIFY_RTOL * max(1.0, abs(x)):
-            return value, x, vector
+            return pencil.rayleigh_root(vector) or value, vector
         vector.destroy()
     x = _transparent_root(pencil, k, upper)
     value, vector = pencil.eigenpair(x, k)
-    return value, x, vector
+    return pencil.rayleigh_root(vector) or value, vector
 
 
 def _rayleigh_iteration(pencil: _Pencil, x: float, start: PETSc.Vec) -> float | None:
