@@ -1,7 +1,8 @@
 """The 1D layer stack: an interval mesh along z, one region per layer.
 
 Two purposes share the builder. ``optical=True`` truncates the substrate and adds an air
-``cover`` region, each ``mesh.optical_padding_um`` thick, for guided modes (fields decay there);
+``cover`` region, each ``mesh.optical_padding_um`` thick, for guided modes (the mode solver's
+ends are transparent: its answers do not depend on the padding, which need only be positive);
 ``optical=False`` keeps the whole substrate, whose bottom is the heat sink, with elements graded
 from the film's size at the top of the substrate to coarse at its bottom.
 """
