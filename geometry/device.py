@@ -691,8 +691,12 @@ class Heat(_Validated):
 
 @dataclass(frozen=True)
 class Laser(_Validated):
-    """Threshold model: ``P_th(T) = P_th0 exp((T - T_ref)/T0)`` or the Auger-lifetime model.
+    """Threshold model: ``P_th(T) = P_th0' exp((T - T_ref)/T0)`` or the Auger-lifetime model.
 
+    ``threshold_kw_cm2`` (P_th0) is the threshold of a reference laser whose lasing mode has the
+    gain confinement ``reference_gain_confinement`` and no absorption or leakage loss (defaults:
+    the paper's laser). The device's own threshold scales with its lasing mode (gain confinement
+    Gamma, modal loss alpha): ``P_th0' = P_th0 (Gamma_ref/Gamma)(1 + alpha/loss_budget)``.
     ``slope_efficiency`` (laser power out per pump power above threshold) makes the heat source
     follow the lasing state: light that leaves as laser emission is not heat (0: off).
     """
@@ -704,7 +708,29 @@ class Laser(_Validated):
             0,
             1e5,
             open_lo=True,
-            doc="Threshold pump intensity P_th0 at `reference_temperature_k`.",
+            doc="Threshold pump intensity P_th0 at `reference_temperature_k` of the reference "
+            "laser (`reference_gain_confinement`, no modal loss).",
+        ),
+    )
+    reference_gain_confinement: float = field(
+        default=0.8115,
+        metadata=_num(
+            0,
+            1,
+            open_lo=True,
+            doc="Gain confinement of the lasing mode of the laser whose threshold "
+            "`threshold_kw_cm2` is (default: the TE0 mode of the paper's laser, "
+            "paper_inorganic_mgf2.toml).",
+        ),
+    )
+    loss_budget_per_cm: float = field(
+        default=400.0,
+        metadata=_num(
+            1,
+            1e6,
+            doc="Modal loss (internal and mirror) the reference threshold pays for: a mode's "
+            "absorption or leakage loss alpha raises the threshold by 1 + alpha/loss_budget "
+            "(400/cm: the paper's 1200/cm net gain at ~4x threshold).",
         ),
     )
     t0_k: float = field(

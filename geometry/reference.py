@@ -37,6 +37,7 @@ UNITS: dict[str, str] = {
     "_kg_m3": "kg/m^3",
     "_j_kgk": "J/(kg K)",
     "_per_k": "1/K",
+    "_per_cm": "1/cm",
 }
 """Unit of a key by the suffix of its name (the longest suffix that matches wins)."""
 

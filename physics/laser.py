@@ -17,6 +17,13 @@ possible iff a <= 1/e, between x_low = -W_0(-a) and x_high = -W_(-1)(-a) (Lamber
 For nonlinear devices (k(T), temperature-dependent losses) :func:`cw_window` finds the same window
 numerically from any T_ss(P).
 
+The threshold scales with the lasing mode (:func:`lasing_optics`): ``[laser] threshold_kw_cm2``
+is P_th0 of a reference laser (the paper's) whose mode has gain confinement Gamma_ref and no
+absorption or leakage; a device whose lasing mode (``optics.polarisation``, order 0, from the exact
+multilayer solver :mod:`physics.multilayer`) has gain confinement Gamma and modal loss alpha lases
+from P_th0 (Gamma_ref/Gamma)(1 + alpha/alpha_ref) (:func:`optical_threshold_factor`). The
+``lasing`` command, the design studies and the API share it (:func:`device_threshold_model`).
+
 Light that leaves as laser emission is not heat. With a slope efficiency eta_s (laser power out per
 pump power above threshold), the heat while lasing is eta_h I - eta_s (I - P_th(T)) instead of
 eta_h I (eta_h: the heat fraction): the source is scaled by :func:`lasing_heat_scale`. In steady
@@ -103,11 +110,95 @@ class ThresholdModel:
         return float(brentq(f, lo, hi, xtol=1e-10))
 
 
-def threshold_model(device: Device) -> ThresholdModel:
-    """The threshold model of a device's ``[laser]`` section."""
+def optical_threshold_factor(
+    gain_confinement: float,
+    loss_per_cm: float,
+    reference_gain_confinement: float,
+    loss_budget_per_cm: float,
+) -> float:
+    r"""How a lasing mode scales the reference threshold: :math:`P_{th0}'/P_{th0} =
+    (\Gamma_{ref}/\Gamma)(1 + \alpha/\alpha_{ref})`.
+
+    The threshold of a DFB of modal loss alpha and gain confinement Gamma scales as
+    (alpha_int + alpha_mirror + alpha) / (Gamma g'), g' the material gain per unit pump; the
+    reference laser (Gamma_ref, no absorption or leakage) pays alpha_ref = alpha_int +
+    alpha_mirror with its threshold P_th0.
+
+    Args:
+        gain_confinement: Gamma of the device's lasing mode (NaN or <= 0: no mode).
+        loss_per_cm: Its modal power loss alpha from absorption and leakage (1/cm).
+        reference_gain_confinement: Gamma_ref.
+        loss_budget_per_cm: alpha_ref (1/cm).
+
+    Returns:
+        The factor (infinite without a lasing mode: the device does not lase).
+    """
+    if not gain_confinement > 0.0 or not math.isfinite(loss_per_cm):
+        return math.inf
+    return (reference_gain_confinement / gain_confinement) * (
+        1.0 + loss_per_cm / loss_budget_per_cm
+    )
+
+
+@dataclass(frozen=True)
+class LasingOptics:
+    """The lasing mode of a device's planar stack and the threshold factor it implies.
+
+    Attributes:
+        polarisation: ``optics.polarisation``.
+        n_eff_complex: Its complex effective index N (NaN without a mode).
+        kind: ``"guided"``, ``"leaky"``, or ``"none"`` (the stack has no such mode: no laser).
+        gain_confinement: Gamma, in the CQD material (:func:`physics.modes.gain_confinement`).
+        loss_per_cm: Modal power loss 2 k0 Im N from absorption and leakage (1/cm).
+        factor: P_th0'/P_th0 (:func:`optical_threshold_factor`; inf without a mode).
+    """
+
+    polarisation: str
+    n_eff_complex: complex
+    kind: str
+    gain_confinement: float
+    loss_per_cm: float
+    factor: float
+
+
+def lasing_optics(device: Device) -> LasingOptics:
+    """The device's lasing mode: the fundamental ``optics.polarisation`` mode of its planar
+    stack, exact (complex root of the multilayer dispersion, guided or leaky), and its threshold
+    factor against ``[laser]``'s reference.
+
+    Raises:
+        RuntimeError: the exact root finder failed (never a guessed mode).
+    """
+    from cqdlaser.physics.modes import gain_confinement
+    from cqdlaser.physics.multilayer import device_modes
+
+    pol = device.optics.polarisation
+    modes = device_modes(device, (pol,), n_max=1)
+    if not modes:
+        return LasingOptics(pol, complex(math.nan, math.nan), "none", math.nan, math.nan, math.inf)
+    mode = modes[0]
+    fill = 0.0 if device.grating is None else device.grating.fill_fraction
+    gamma = gain_confinement(mode.confinement, fill)
+    laser = device.laser
+    factor = optical_threshold_factor(
+        gamma, mode.loss_per_cm, laser.reference_gain_confinement, laser.loss_budget_per_cm
+    )
+    return LasingOptics(pol, mode.n_eff_complex, mode.kind, gamma, mode.loss_per_cm, factor)
+
+
+def device_threshold_model(device: Device) -> tuple[ThresholdModel, LasingOptics]:
+    """The device's threshold law with its optics: ``[laser]`` scaled by its lasing mode."""
+    optics = lasing_optics(device)
+    return threshold_model(device, optics.factor), optics
+
+
+def threshold_model(device: Device, factor: float = 1.0) -> ThresholdModel:
+    """The threshold model of a device's ``[laser]`` section, its P_th0 times ``factor``
+    (:func:`optical_threshold_factor` of the device's lasing mode; 1: the ``[laser]`` value as
+    stated, for thermal-only studies)."""
     laser = device.laser
     return ThresholdModel(
-        threshold=laser.threshold_kw_cm2 * KW_CM2,
+        threshold=laser.threshold_kw_cm2 * KW_CM2 * factor,
         reference_temperature=laser.reference_temperature_k,
         model=laser.model,
         t0=laser.t0_k,

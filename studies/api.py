@@ -350,10 +350,12 @@ def modes(
     comm: MPI.Comm | None = None,
     out: str | Path | None = None,
 ) -> ModesResult:
-    """The guided modes of the device's layer stack at ``optics.wavelength_nm``.
+    """The modes of the device's layer stack at ``optics.wavelength_nm``, guided and leaky.
 
-    Solves d2E/dz2 + k0^2 n(z)^2 E = beta^2 E (TE; the TM form for TM) on the 1D optical stack;
-    each mode has n_eff = beta/k0, its loss from Im(eps) and its confinement per region.
+    d2E/dz2 + k0^2 n(z)^2 E = beta^2 E (TE; the TM form for TM) on the planar stack, solved
+    exactly (complex roots of the transfer-matrix dispersion: n_eff + i n_eff_imag, the loss
+    from absorption and leakage, guided or leaky) and, for the guided modes, by the FEM on the 1D
+    optical stack (group index, Bragg estimate, field profiles), which checks each root.
 
     Args:
         device: The device.
@@ -362,7 +364,7 @@ def modes(
         out: Output folder for modes.csv, modes.json and the mode profiles (``modes.bp``,
             ``modes.vtkhdf``; None: no files).
     """
-    from cqdlaser.studies.optics import stack_mode_table
+    from cqdlaser.studies.optics import mode_table
 
     for pol in polarisations:
         if pol not in ("TE", "TM"):
@@ -370,7 +372,7 @@ def modes(
     comm = _comm(comm)
     t0 = time.perf_counter()
     with staged(out, comm, stale=MODES_FILES, what="cqdlaser modes") as stage:
-        rows = stack_mode_table(device, comm, polarisations=tuple(polarisations), out=stage)
+        rows = mode_table(device, comm, polarisations=tuple(polarisations), out=stage)
         result = _modes_result(device, rows, comm, t0)
         if stage is not None:
             if result.modes:

@@ -154,33 +154,38 @@ def cmd_mesh(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_modes(args: argparse.Namespace) -> dict[str, Any]:
-    """Guided TE and TM modes of the layer stack."""
+    """TE and TM modes of the layer stack, guided and leaky (exact), with the FEM check."""
     device = _load(args)
     r = api.modes(device, polarisations=args.polarisation, out=args.out)
     table.info(
-        "%-4s %5s %9s %8s %9s %10s %s",
+        "%-4s %5s %-6s %9s %10s %9s %8s %10s %s",
         "pol",
         "order",
+        "kind",
         "n_eff",
-        "n_g",
+        "Im n_eff",
         "loss/cm",
-        "Gamma_film",
+        "n_g",
+        "Gamma_gain",
         "lambda_Bragg (nm)",
     )
     for m in r.modes:
         bragg = "-" if m.bragg_wavelength_nm is None else f"{m.bragg_wavelength_nm:.2f}"
+        group = "-" if m.group_index is None else f"{m.group_index:.4f}"
         table.info(
-            "%-4s %5d %9.6f %8.4f %9.3g %10.4f %s",
+            "%-4s %5d %-6s %9.6f %10.3e %9.4g %8s %10.4f %s",
             m.polarisation,
             m.order,
+            m.kind,
             m.n_eff,
-            m.group_index,
+            m.n_eff_imag,
             m.loss_per_cm,
+            group,
             m.gain_confinement,
             bragg,
         )
     if not r.modes:
-        table.info("no guided mode at %.1f nm", r.wavelength_nm)
+        table.info("no guided or leaky mode at %.1f nm", r.wavelength_nm)
     return r.to_dict()
 
 
@@ -239,6 +244,19 @@ def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
         r.threshold_at_sink_kw_cm2,
         r.heat_fraction,
         r.heat_fraction_origin,
+    )
+    mode = r.lasing_mode
+    table.info(
+        "lasing mode %s0 (%s): n_eff %.5f%+.2ei, gain confinement %.4f, loss %.4g /cm: threshold "
+        "%.4g x the reference %.1f kW/cm2",
+        mode["polarisation"],
+        mode["kind"],
+        mode["n_eff"],
+        mode["n_eff_imag"],
+        mode["gain_confinement"],
+        mode["loss_per_cm"],
+        r.threshold_factor,
+        r.reference_threshold_kw_cm2,
     )
     table.info("lasing duration: %s", "never reaches threshold" if d is None else f"{d:.4g} s")
     table.info(

@@ -17,11 +17,11 @@ from cqdlaser.physics.laser import (
     ThresholdModel,
     cw_exponential,
     cw_window,
+    device_threshold_model,
     lasing_duration,
     lasing_heat_scale,
     steady_temperature_lasing,
     thermal_resistance,
-    threshold_model,
 )
 from cqdlaser.physics.source import heat_fraction_origin
 from cqdlaser.studies.thermal import heat_materials, heat_mesh
@@ -39,10 +39,14 @@ def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any
     laser emission is not heat): in the transient the source is rescaled after every step from the
     film's maximum temperature, and the steady states are self-consistent
     (:func:`physics.laser.steady_temperature_lasing`).
+
+    The threshold is the ``[laser]`` reference's scaled by the device's lasing mode (gain
+    confinement and modal loss, exact: :func:`physics.laser.device_threshold_model`); a device
+    whose stack has no such mode does not lase (its heat is still computed).
     """
     t0 = time.perf_counter()
+    model, optics = device_threshold_model(device)
     materials = heat_materials(device, comm)
-    model = threshold_model(device)
     sink = device.heat.sink_temperature_k
     pulse = device.pump.pulse
     with HeatProblem.from_device(device, heat_mesh(device, comm), materials) as problem:
@@ -53,13 +57,26 @@ def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any
         nonlinear = device.heat.nonlinear and any(
             m.conductivity_exponent != 0.0 for m in materials.values()
         )
-        cw, method = _cw(device, problem, model, resistance, nonlinear)
+        if math.isfinite(model.threshold):
+            cw, method = _cw(device, problem, model, resistance, nonlinear)
+        else:
+            cw, method = CWResult(False, None, math.nan, 0.0), "no lasing mode"
     pump_range = None if cw.pump_range is None else [v / KW_CM2 for v in cw.pump_range]
     return {
         "lasing_duration_s": duration,
         "pulse_s": pulse,
         "pump_intensity_kw_cm2": device.pump.intensity_kw_cm2,
         "threshold_at_sink_kw_cm2": float(model(sink)) / KW_CM2,
+        "reference_threshold_kw_cm2": device.laser.threshold_kw_cm2,
+        "threshold_factor": optics.factor,
+        "lasing_mode": {
+            "polarisation": optics.polarisation,
+            "kind": optics.kind,
+            "n_eff": optics.n_eff_complex.real,
+            "n_eff_imag": optics.n_eff_complex.imag,
+            "gain_confinement": optics.gain_confinement,
+            "loss_per_cm": optics.loss_per_cm,
+        },
         "film_max_temperature_at_end_k": float(history.film_max_temperature[-1]),
         "thermal_resistance_k_cm2_per_kw": resistance * KW_CM2,
         "steady_film_max_temperature_k": sink + rise,

@@ -12,6 +12,7 @@ from cqdlaser.geometry.device import Device
 from cqdlaser.geometry.stack import build_stack
 from cqdlaser.physics.materials import region_materials
 from cqdlaser.physics.modes import gain_confinement, stack_modes, thermo_optic_shift
+from cqdlaser.physics.multilayer import device_modes
 from cqdlaser.physics.permittivity import region_dn_dt, region_permittivity
 
 
@@ -90,6 +91,7 @@ def band_edge_table(
     from cqdlaser.studies.fields import write_band_edge_fields
 
     pol = polarisation or device.optics.polarisation
+    _require_guided(device, pol)
     guess = bragg_guess(device, build_stack(device, comm, optical=True), polarisation=pol)
     data = build_mesh(device, kind, comm)
     eps = region_permittivity(device, list(data.regions))
@@ -127,3 +129,79 @@ def band_edge_table(
         "dofs": info.get("dofs"),
         "iterations": info.get("iterations"),
     }
+
+
+def _require_guided(device: Device, polarisation: str) -> None:
+    """Stop with one line when the stack's fundamental mode is not guided: the band-edge solver
+    closes the cell with walls, so a mode that leaks into the substrate has no band edges there."""
+    exact = device_modes(device, (polarisation,), n_max=1)
+    if not exact:
+        raise ValueError(
+            f"the layer stack has no {polarisation} mode at {device.optics.wavelength_nm:g} nm: "
+            "no DFB band edges (a substrate of higher index than the film needs a low-index "
+            "cladding)"
+        )
+    mode = exact[0]
+    if mode.kind == "leaky":
+        raise ValueError(
+            f"the stack's {polarisation}0 mode leaks into the substrate (n_eff "
+            f"{mode.n_eff_complex.real:.5f}{mode.n_eff_complex.imag:+.3g}i, "
+            f"{mode.loss_per_cm:.4g}/cm; cqdlaser modes lists it): band edges need a guided "
+            "mode (a thicker low-index cladding)"
+        )
+
+
+def mode_table(
+    device: Device,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    polarisations: Sequence[str] = ("TE", "TM"),
+    out: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Every TE/TM mode of the device's planar stack, exact, one row per mode.
+
+    The modes are the complex roots of the multilayer dispersion (:mod:`physics.multilayer`):
+    ``kind`` guided or leaky, ``n_eff`` + i ``n_eff_imag``, ``loss_per_cm`` = 2 k0 Im N (absorption
+    and leakage, exact), confinement per region and in the gain material. A guided mode is also
+    solved by the FEM stack solver (:func:`stack_mode_table`), which gives its group index, Bragg
+    estimate and field profiles (``out``) and checks the root: ``fem_n_eff`` and
+    ``first_order_loss_per_cm`` (from Im eps) beside the exact values; a leaky mode has None there.
+    """
+    exact = device_modes(device, tuple(polarisations))
+    guided = tuple(
+        p for p in polarisations if any(m.kind == "guided" for m in exact if m.polarisation == p)
+    )
+    fem = stack_mode_table(device, comm, polarisations=guided, out=out) if guided else []
+    fill = 0.0 if device.grating is None else device.grating.fill_fraction
+    rows = []
+    for mode in exact:
+        match = [
+            r
+            for r in fem
+            if r["polarisation"] == mode.polarisation
+            and mode.kind == "guided"
+            and abs(r["n_eff"] - mode.n_eff) < FEM_MATCH
+        ]
+        twin = min(match, key=lambda r: abs(r["n_eff"] - mode.n_eff)) if match else None
+        rows.append(
+            {
+                "polarisation": mode.polarisation,
+                "order": mode.order,
+                "n_eff": mode.n_eff,
+                "n_eff_imag": mode.n_eff_complex.imag,
+                "kind": mode.kind,
+                "loss_per_cm": mode.loss_per_cm,
+                "confinement": mode.confinement,
+                "gain_confinement": gain_confinement(mode.confinement, fill),
+                "fem_n_eff": None if twin is None else twin["n_eff"],
+                "first_order_loss_per_cm": None if twin is None else twin["loss_per_cm"],
+                "group_index": None if twin is None else twin["group_index"],
+                "bragg_wavelength_nm": None if twin is None else twin["bragg_wavelength_nm"],
+                "bragg_shift_nm_per_k": None if twin is None else twin["bragg_shift_nm_per_k"],
+            }
+        )
+    return rows
+
+
+FEM_MATCH = 1e-3
+"""Largest |n_eff| difference at which a FEM guided mode is taken as the exact mode's twin."""

@@ -251,28 +251,37 @@ class HeatResult(_Result):
 
 @dataclass(frozen=True)
 class StackModeResult(_Row):
-    """One guided mode of the layer stack.
+    """One mode of the layer stack, exact: a complex root of the multilayer dispersion.
 
-    ``confinement`` maps each region to its fraction of |E|^2; ``gain_confinement`` is the
-    fraction in the gain material (the film and the CQD between the pillars). For a grating device
-    ``bragg_wavelength_nm`` is the second-order Bragg estimate n_eff Lambda and
-    ``bragg_shift_nm_per_k`` its thermo-optic drift.
+    ``kind`` is ``"guided"`` (evanescent on both sides; lossy where a region absorbs) or
+    ``"leaky"`` (radiates into a substrate of higher index than the mode); the effective index is
+    ``n_eff`` + i ``n_eff_imag`` and ``loss_per_cm`` = 2 k0 Im N its exact power loss.
+    ``confinement`` maps each region to its fraction of |E|^2 (a leaky mode's radiating region
+    0); ``gain_confinement`` is the fraction in the gain material (the film and the CQD between
+    the pillars). A guided mode is also the FEM stack solver's: ``fem_n_eff``,
+    ``first_order_loss_per_cm`` (from Im eps), ``group_index`` and, for a grating device, the
+    second-order Bragg estimate ``bragg_wavelength_nm`` = n_eff Lambda and its thermo-optic drift
+    ``bragg_shift_nm_per_k``; a leaky mode has None there.
     """
 
     polarisation: str
     order: int
     n_eff: float
-    group_index: float
+    n_eff_imag: float
+    kind: str
     loss_per_cm: float
     confinement: Mapping[str, float]
     gain_confinement: float
+    fem_n_eff: float | None
+    first_order_loss_per_cm: float | None
+    group_index: float | None
     bragg_wavelength_nm: float | None
     bragg_shift_nm_per_k: float | None
 
 
 @dataclass(frozen=True)
 class ModesResult(_Result):
-    """The guided TE/TM modes of the device's layer stack at ``wavelength_nm``."""
+    """The TE/TM modes (guided and leaky) of the device's layer stack at ``wavelength_nm``."""
 
     modes: tuple[StackModeResult, ...]
     wavelength_nm: float
@@ -284,7 +293,7 @@ class ModesResult(_Result):
         for m in self.modes:
             if m.polarisation == polarisation and m.order == order:
                 return m
-        raise KeyError(f"no guided {polarisation}{order} mode at {self.wavelength_nm:g} nm")
+        raise KeyError(f"no {polarisation}{order} mode at {self.wavelength_nm:g} nm")
 
     @property
     def n_eff(self) -> np.ndarray:
@@ -385,13 +394,18 @@ class LasingResult(_Result):
     """The laser under its pump: lasing duration, thermal resistance and the CW window.
 
     ``lasing_duration_s`` is None when the pump never reaches threshold, the pulse length when it
-    lases throughout; ``cw_pump_range_kw_cm2`` is [low, high] or None.
+    lases throughout; ``cw_pump_range_kw_cm2`` is [low, high] or None. The threshold is
+    ``reference_threshold_kw_cm2`` x ``threshold_factor`` (from ``lasing_mode``: polarisation,
+    kind guided / leaky / none, complex n_eff, gain confinement, loss in 1/cm).
     """
 
     lasing_duration_s: float | None
     pulse_s: float | None
     pump_intensity_kw_cm2: float
     threshold_at_sink_kw_cm2: float
+    reference_threshold_kw_cm2: float
+    threshold_factor: float
+    lasing_mode: Mapping[str, Any]
     film_max_temperature_at_end_k: float
     thermal_resistance_k_cm2_per_kw: float
     steady_film_max_temperature_k: float

@@ -207,7 +207,8 @@ def test_modes_writes_tables_and_named_fields(shared_tmp: Path) -> None:
         for m in result.modes:
             name = f"{m.polarisation}{m.order}"
             assert name in grid.point_data
-            assert grid.field_data[f"{name}_n_eff"][0] == pytest.approx(m.n_eff, rel=1e-12)
+            assert grid.field_data[f"{name}_n_eff"][0] == pytest.approx(m.fem_n_eff, rel=1e-12)
+            assert m.fem_n_eff == pytest.approx(m.n_eff, abs=1e-5)
         saved = json.loads((shared_tmp / "modes.json").read_text())
         assert [r["n_eff"] for r in saved["modes"]] == list(result.n_eff)
         assert (shared_tmp / "modes.csv").read_text().startswith("polarisation,order,n_eff")

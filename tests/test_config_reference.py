@@ -27,6 +27,7 @@ DOC = Path(__file__).resolve().parents[1] / "docs" / "configuration.md"
 DIMENSIONLESS = {
     "heat_fraction",
     "heat_fraction_calibrated",
+    "reference_gain_confinement",
     "step_growth",
     "slope_efficiency",
     "scale",

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mpi4py import MPI
+
 import pytest
 
 from cqdlaser.geometry.config import load_device
@@ -103,6 +105,7 @@ def test_csv_metadata_lines(tmp_path: Path) -> None:
     path = write_csv(
         tmp_path / "t.csv",
         {"time_s": [0.0, 1.0], "film_max_temperature_k": [295.0, 300.0]},
+        comm=MPI.COMM_SELF,
         metadata={"heat_fraction": 0.09997, "heat_fraction_origin": "calibrated"},
     )
     text = path.read_text().splitlines()

@@ -13,28 +13,24 @@ factor by which R (or the heat fraction, or the threshold) may still grow. A low
 the heat at threshold too: the device is pumped at ~P_th0', so a is linear in P_th0'; the largest
 nominal threshold that allows CW is P_th0 x margin, whatever the threshold axis.
 
-Optical part (threshold model, stated). The threshold of a DFB of modal loss alpha and gain
-confinement Gamma scales as (alpha_int + alpha_mirror + alpha_abs) / (Gamma g'), g' the material
-gain per unit pump. Taking the paper device (inorganic film, 120 nm, on MgF2, no absorbing layer)
-as the reference, whose loss budget alpha_int + alpha_mirror is alpha_ref,
+Optical part: the shared threshold model (:mod:`physics.laser`, ``[laser]`` of the config; the
+same as ``cqdlaser lasing``). The threshold of a DFB of modal loss alpha and gain confinement
+Gamma scales as (alpha_int + alpha_mirror + alpha) / (Gamma g'), g' the material gain per unit
+pump. Taking the paper device (inorganic film, 120 nm, on MgF2, no absorbing layer) as the
+reference, whose loss budget alpha_int + alpha_mirror is alpha_ref,
 
-    P_th0'(design) = P_th0 (Gamma_ref / Gamma) (1 + alpha_abs / alpha_ref).
+    P_th0'(design) = P_th0 (Gamma_ref / Gamma) (1 + alpha / alpha_ref).
 
-alpha_ref = :data:`ALPHA_REF_PER_CM` = 400/cm: the paper's net modal gain is 1200/cm at about 4x
-threshold (physics.md 1.3); with the modal gain linear in pump from zero at threshold, one
-threshold's worth of pump buys 1200/3 = 400/cm of gain, the loss budget that P_th0 pays for (the
-other limit, gain linear from zero pump with alpha_int small, gives 300/cm; the optimum
-claddings are reported for both). Gamma is the TE0 gain confinement (film plus the CQD fill of the
-grating layer) and alpha_abs its modal loss:
-
-- Al (and any absorbing substrate whose index is below the mode's): the first-order loss of the
-  guided TE0 mode from Im(eps) (``studies.optics.stack_mode_table``; about 8 % above the exact
-  complex root for Al);
-- Si, diamond and SiC have an index above the film's: the TE0 mode under a cladding is leaky,
-  radiating into the substrate (and absorbed in Si). Its loss is 2 k0 Im(N) of the exact complex
-  root N of the TE transfer-matrix dispersion of the stack (:func:`leaky_te_index`), started from
-  the guided mode with the substrate replaced by the cladding material (whose Gamma is used).
-  Without a cladding they guide no mode: no laser.
+alpha_ref = :data:`ALPHA_REF_PER_CM` = 400/cm (``laser.loss_budget_per_cm``): the paper's net
+modal gain is 1200/cm at about 4x threshold (physics.md 1.3); with the modal gain linear in pump
+from zero at threshold, one threshold's worth of pump buys 1200/3 = 400/cm of gain, the loss budget
+that P_th0 pays for (the other limit, gain linear from zero pump with alpha_int small, gives
+300/cm; the optimum claddings are reported for both). Gamma_ref is ``laser.reference_gain_
+confinement`` (the paper laser's TE0). Gamma and alpha are those of the design's TE0 mode from the
+exact multilayer solver (:func:`physics.laser.lasing_optics`, complex root of the transfer-matrix
+dispersion): absorption in Al or Si under the cladding, and leakage into a substrate of higher
+index than the mode (Si, diamond, SiC), in one exact loss. Without a cladding those substrates
+have no such mode: no laser.
 
 Heat fraction: the calibrated one (:func:`~cqdlaser.studies.paper.calibration.study_heat_fraction`).
 """
@@ -54,11 +50,16 @@ from mpi4py import MPI
 import numpy as np
 
 from cqdlaser.geometry.device import Device
-from cqdlaser.physics.laser import KW_CM2, ThresholdModel, cw_exponential, thermal_resistance
-from cqdlaser.physics.multilayer import leaky_te_index
+from cqdlaser.physics.laser import (
+    KW_CM2,
+    ThresholdModel,
+    cw_exponential,
+    lasing_optics,
+    optical_threshold_factor,
+    thermal_resistance,
+)
 from cqdlaser.studies.api import load_device
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
-from cqdlaser.studies.optics import stack_mode_table
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
 from cqdlaser.studies.paper.calibration import study_heat_fraction
 from cqdlaser.studies.study_device import StudyDevice, study_device
@@ -141,60 +142,20 @@ def device_resistance(device: Device, comm: MPI.Comm) -> float:
 
 
 def lasing_mode(device: Device, comm: MPI.Comm) -> dict[str, Any]:
-    """The TE0 lasing mode of a design: guided, n_eff, gain confinement and modal loss (1/cm).
-
-    Guided modes come from the FEM stack solver (first-order loss); a mode leaking into a
-    higher-index substrate from the transfer-matrix complex root seeded with the mode of the same
-    stack on a substrate of the cladding material.
-    """
-    te = [r for r in stack_mode_table(device, comm, polarisations=("TE",)) if r["order"] == 0]
-    if te:
-        row = te[0]
-        return {
-            "guided": True,
-            "n_eff": row["n_eff"],
-            "gain_confinement": row["gain_confinement"],
-            "mode_loss_per_cm": row["loss_per_cm"],
-            "loss_method": "first-order FEM (Im eps)",
-        }
-    none = {
-        "guided": False,
-        "n_eff": math.nan,
-        "gain_confinement": math.nan,
-        "mode_loss_per_cm": math.nan,
-        "loss_method": "no guided mode",
-    }
-    if device.cladding is None:
-        return none
-    clad = device.cladding.material
-    seed_device = paper_device(
-        BASE_CONFIG,
-        [
-            *Design(
-                device.substrate.material,
-                clad,
-                device.cladding.thickness_nm,
-                device.film.thickness_nm,
-            ).overrides(),
-            f"substrate.material={clad}",
-        ],
-    )
-    seed = [
-        r for r in stack_mode_table(seed_device, comm, polarisations=("TE",)) if r["order"] == 0
-    ]
-    if not seed:
-        return none
-    try:
-        n = leaky_te_index(device, seed[0]["n_eff"])
-    except RuntimeError:
-        return none
-    k0 = 2.0 * math.pi / device.optics.wavelength
+    """The lasing mode of a design: its kind, n_eff, gain confinement and modal loss (1/cm), from
+    the shared threshold model's exact multilayer root (:func:`physics.laser.lasing_optics`;
+    ``comm`` unused: the root is a few milliseconds on every rank)."""
+    del comm
+    optics = lasing_optics(device)
     return {
-        "guided": True,
-        "n_eff": n.real,
-        "gain_confinement": seed[0]["gain_confinement"],
-        "mode_loss_per_cm": 2.0 * k0 * n.imag / 100.0,
-        "loss_method": "leaky: transfer-matrix complex root",
+        "guided": optics.kind != "none",
+        "mode_kind": optics.kind,
+        "n_eff": optics.n_eff_complex.real,
+        "gain_confinement": optics.gain_confinement,
+        "mode_loss_per_cm": optics.loss_per_cm,
+        "loss_method": "exact multilayer root"
+        if optics.kind != "none"
+        else "no guided or leaky mode",
     }
 
 
@@ -212,10 +173,13 @@ def evaluate(
 
 
 def threshold_factor(mode: dict[str, Any], gamma_ref: float, alpha_ref: float) -> float:
-    """P_th0'/P_th0 = (Gamma_ref/Gamma)(1 + alpha/alpha_ref) (inf without a guided mode)."""
-    if not mode["guided"] or not mode["gain_confinement"] > 0.0:
+    """P_th0'/P_th0 = (Gamma_ref/Gamma)(1 + alpha/alpha_ref) (inf without a lasing mode):
+    :func:`physics.laser.optical_threshold_factor` with the study's alpha_ref."""
+    if not mode["guided"]:
         return math.inf
-    return gamma_ref / mode["gain_confinement"] * (1.0 + mode["mode_loss_per_cm"] / alpha_ref)
+    return optical_threshold_factor(
+        mode["gain_confinement"], mode["mode_loss_per_cm"], gamma_ref, alpha_ref
+    )
 
 
 def cw_row(
@@ -316,12 +280,10 @@ def failed_row(failure: PointFailure) -> dict[str, Any]:
 
 
 def reference_confinement(comm: MPI.Comm = MPI.COMM_WORLD) -> float:
-    """Gamma_ref: TE0 gain confinement of the paper device (computed on rank 0, broadcast)."""
-    gamma = None
-    if comm.rank == 0:
-        device = paper_device(BASE_CONFIG)
-        gamma = lasing_mode(device, MPI.COMM_SELF)["gain_confinement"]
-    return float(comm.bcast(gamma, root=0))
+    """Gamma_ref: the ``[laser] reference_gain_confinement`` of the base device (the paper laser's
+    TE0 gain confinement; ``comm`` unused)."""
+    del comm
+    return paper_device(BASE_CONFIG).laser.reference_gain_confinement
 
 
 def refinement(

@@ -39,9 +39,9 @@ from cqdlaser.physics.laser import (
     KW_CM2,
     ThresholdModel,
     cw_exponential,
+    device_threshold_model,
     lasing_duration,
     thermal_resistance,
-    threshold_model,
 )
 from cqdlaser.studies.api import load_device
 from cqdlaser.studies.common import matplotlib_backend, paper_device, save_figure
@@ -85,7 +85,8 @@ class Case:
 def case_device(
     case: Case, heat_fraction: float, *, quick: bool, base: Device | None = None
 ) -> Device:
-    """The device of a case, pumped at 88 kW/cm2 over ``SPAN_US`` (linear: intensity scales).
+    """The device of a case, pumped at 88 kW/cm2 over ``SPAN_US`` (linear: intensity scales),
+    at the config's own resolution (that of ``cqdlaser lasing``) unless ``quick``.
 
     ``base``: a user's device instead of the film's paper config (its substrate kept for the
     substrate :data:`OWN`; ``quick`` keeps a coarser mesh.scale of its own)."""
@@ -97,8 +98,7 @@ def case_device(
         f"pump.pulse_ns={span_ns}",
         f"heat.end_time_us={SPAN_US}",
         "heat.mesh=axisymmetric",
-        f"heat.step_growth={1.15 if quick else 1.05}",
-        f"mesh.scale={2.0 if quick else 1.0}",
+        *(["heat.step_growth=1.15", "mesh.scale=2"] if quick else []),
     ]
     if base is None:
         return paper_device(FILMS[case.film], overrides)
@@ -138,12 +138,14 @@ def response(
         problem.steady()
         steady_rise = problem.film_max_temperature() - sink
         dofs = int(problem.V.dofmap.index_map.size_global)
-    model = threshold_model(device)
+    model, optics = device_threshold_model(device)
     return {
         "times_s": history.times,
         "rise_per_intensity": (history.film_max_temperature - sink) / intensity,
         "thermal_resistance": thermal_resistance(steady_rise, intensity),
         "threshold": model.threshold,
+        "threshold_factor": optics.factor,
+        "mode_kind": optics.kind,
         "t0": model.t0,
         "sink": sink,
         "dofs": dofs,
@@ -165,6 +167,8 @@ def duration_row(case: Case, resp: dict[str, Any], intensity_kw_cm2: float) -> d
         "substrate": case.substrate,
         "intensity_kw_cm2": intensity_kw_cm2,
         "threshold_kw_cm2": resp["threshold"] / KW_CM2,
+        "threshold_factor": resp["threshold_factor"],
+        "mode_kind": resp["mode_kind"],
         "lasing_duration_us": nan if duration is None else duration * 1e6,
         "lases_throughout_span": duration is not None and duration >= span,
         "lasing_in_paper_pulse_us": nan
@@ -179,7 +183,9 @@ def duration_row(case: Case, resp: dict[str, Any], intensity_kw_cm2: float) -> d
 def notes() -> dict[str, Any]:
     """How to read the lasing-duration tables (written into lasing_duration.json)."""
     return {
-        "threshold_model": "P_th(T) = P_th0 exp((T - 295 K)/T0), T0 = 72 K, at the film maximum",
+        "threshold_model": "P_th(T) = P_th0' exp((T - 295 K)/T0), T0 = 72 K, at the film "
+        "maximum; P_th0' = P_th0 (Gamma_ref/Gamma)(1 + alpha/alpha_ref) from the case's TE0 mode "
+        "(threshold_factor; mode_kind none: no laser), the lasing command's model",
         "linearity": "constant conductivities: T_max(t) - T_sink = P h(t); one transient per case",
         "pulse": f"square pulse of {SPAN_US} us from t = 0; lasing_in_paper_pulse_us = "
         f"min(duration, {PAPER_PULSE_US} us)",
