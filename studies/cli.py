@@ -313,8 +313,10 @@ def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
-    """Run studies by name (``paper``: the paper's figures and numbers), the design studies on
-    a device of your own: ``cqdlaser run STUDY... [CONFIG] [--set KEY=VALUE]...``."""
+    """Run studies by name, the design studies on a device of your own (CONFIG, --set).
+
+    ``cqdlaser run STUDY... [CONFIG] [--set KEY=VALUE]...``; ``paper``: the paper's figures and
+    numbers, and its validation report."""
     from cqdlaser.studies.registry import takes_device
     from cqdlaser.studies.study_device import paper_laser_path
 
@@ -527,9 +529,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "study",
         nargs="+",
-        metavar="STUDY [CONFIG]",
-        help="study names (see cqdlaser list), and for the design studies a device TOML file "
-        "(a word ending in .toml or an existing file; default: the paper's laser)",
+        metavar="STUDY",
+        help="study names (see cqdlaser list), and for the design studies a device CONFIG: "
+        "a TOML file (a word ending in .toml or an existing file; default: the paper's laser)",
     )
     p.add_argument(
         "--set",

@@ -438,7 +438,10 @@ def sensitivity_parameters(spec: StudyDevice) -> tuple[tuple[str, Any], ...]:
     assert device.grating is not None
     materials = region_materials(device)
     t = device.film.thickness_nm
-    out: list[tuple[str, Any]] = [("film.thickness_nm", 0.9 * t), ("film.thickness_nm", 1.1 * t)]
+    out: list[tuple[str, Any]] = [
+        ("film.thickness_nm", round(0.9 * t, 6)),
+        ("film.thickness_nm", round(1.1 * t, 6)),
+    ]
     out.append(
         (
             f"materials.{device.film.material}.refractive_index",
