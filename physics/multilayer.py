@@ -25,24 +25,30 @@ or :math:`(\varepsilon_\parallel/\varepsilon_\perp, \varepsilon_\perp)` (TM). Th
 
 even in :math:`\gamma` (no branch to choose inside a layer). Below the stack :math:`u =
 e^{\gamma_s z}`, so the state at the substrate's top is :math:`(1, \gamma_s/p_s)`; above it
-:math:`u \propto e^{-\gamma_c (z - z_{top})}`. The dispersion function is
+:math:`u \propto e^{-\gamma_c (z - z_{top})}`, so the state at the cover's bottom is
+:math:`(1, -\gamma_c/p_c)`. The first is carried up to the top of the core (the layer of largest
+:math:`\mathrm{Re}\,b`), the second down to it, each in the direction in which the field it
+carries grows (stable), and the dispersion function is their normalised Wronskian
 
-.. math:: f(N^2) = \frac{w_{top} + (\gamma_c/p_c)\,u_{top}}{|w_{top}|/k_0 \cdot k_0 +
-   |\gamma_c u_{top}/p_c|},
+.. math:: f(N^2) = \frac{u_\uparrow w_\downarrow - w_\uparrow u_\downarrow}
+   {|u_\uparrow w_\downarrow| + |w_\uparrow u_\downarrow|},
 
-normalised by the size of the two terms that cancel at a root (a positive real factor, so that
-:math:`|f| \le 1`, its real-axis sign changes are the roots, and :math:`|f|` at a root is the
-relative cancellation: the residual reported). The state is renormalised by a positive number after
-every layer and the layer matrices are evaluated as :math:`e^{-\mathrm{Re}(\gamma) t}` times
-themselves, so nothing overflows however thick a layer is.
+zero at a mode; the positive real normaliser makes :math:`|f| \le 1`, keeps the real-axis sign
+changes the roots', and makes :math:`|f|` at a root the relative cancellation (the residual
+reported). The states are renormalised by a positive number after every layer and the layer
+matrices are evaluated as :math:`e^{-|\mathrm{Re}\,\gamma| t}` times themselves, so nothing
+overflows however thick a layer is, and the residual of a root does not grow with the thickness
+of a cap or a cladding.
 
-Outer regions, :math:`q^2 = a (b - N^2)` (:math:`\gamma^2 = -k_0^2 q^2`): where
-:math:`\mathrm{Re}\,q^2 \le 0` the field is evanescent, :math:`\gamma = k_0\sqrt{-q^2}` with
-:math:`\mathrm{Re}\,\gamma > 0` (a guided side; a metal, :math:`\mathrm{Re}\,\varepsilon < 0`, is
-always one); where :math:`\mathrm{Re}\,q^2 > 0` (a substrate or cover of higher index than the
-mode) it is the outgoing wave, :math:`\gamma = -i k_0 \sqrt{q^2}`, whose phase runs away from the
-guide and whose amplitude grows away from it in a lossless medium: a *leaky* mode. The two choices
-agree where :math:`\mathrm{Im}\,q^2 > 0`.
+Outer regions, :math:`q^2 = a (b - N^2)` (:math:`\gamma^2 = -k_0^2 q^2`), two branches:
+evanescent :math:`\gamma = k_0\sqrt{-q^2}` (:math:`\mathrm{Re}\,\gamma > 0`; cut on
+:math:`q^2 > 0`) and outgoing :math:`\gamma = -i k_0 \sqrt{q^2}` (phase running away from the guide;
+cut on :math:`q^2 < 0`). They agree where :math:`\mathrm{Im}\,q^2 > 0` and are opposite where
+:math:`\mathrm{Im}\,q^2 < 0`. The physical one is evanescent where :math:`\mathrm{Re}\,q^2 \le 0`
+(a guided side; a metal, :math:`\mathrm{Re}\,\varepsilon < 0`, always is one) and outgoing where
+:math:`\mathrm{Re}\,q^2 > 0` (a substrate or cover of higher index than the mode), whose amplitude
+grows away from the guide in a lossless medium: a *leaky* mode. :func:`dispersion` uses the physical
+branches.
 
 Finding the modes, without a seed:
 
@@ -61,12 +67,17 @@ Finding the modes, without a seed:
    permittivity moved linearly to its true value with a temporary absorption
    :math:`i D \sin(\pi s)`, :math:`D` = 0.1 of the move plus twice the largest
    :math:`|\mathrm{Im}\,\varepsilon|` of the layers, so that the root goes round the branch point
-   :math:`q^2 = 0` (where both outer choices agree) rather than through it. Predictor: linear
-   extrapolation in :math:`s`; corrector: secant iterations on :math:`N^2`; a step is halved when
-   the corrector fails or lands further from the prediction than a tenth of the gap to the nearest
-   other reference root (no jumping between modes). At :math:`s = 1` the root is polished to
-   :math:`|\delta N^2| \le 4\epsilon|N^2|` and its residual must be below
-   :data:`RESIDUAL_TOLERANCE`; two modes may not end on the same root. A failure raises
+   :math:`q^2 = 0` (in :math:`\mathrm{Im}\,q^2 > 0`, where both branches agree) rather than
+   through it. The outer branches are followed analytically: each step is solved on fixed
+   branches, those of the previous root, switched to the physical one only where
+   :math:`\mathrm{Im}\,q^2 > 0` (there they agree). Predictor: linear extrapolation in :math:`s`;
+   corrector: secant iterations on :math:`N^2` to :math:`|\delta N^2| \le 4\epsilon|N^2|`; a step
+   is halved when the corrector fails or lands further from the prediction than a tenth of the gap
+   to the nearest other reference root (no jumping between modes). At :math:`s = 1` a root left on
+   a non-physical branch (:math:`\mathrm{Im}\,q^2 \le 0`, the branch not the physical one) has
+   passed its cutoff: an improper root, whose field grows into that region without carrying power
+   away, not a mode; it is left out with a logged warning. Otherwise its residual must be below
+   :data:`RESIDUAL_TOLERANCE`, and two modes may not end on the same root. A failure raises
    RuntimeError naming the polarisation, the seed and the residual.
 
 Each mode is ``"guided"`` (evanescent in both outer regions; lossy with absorption anywhere) or
@@ -87,12 +98,13 @@ Limits: modes are continued from the guided modes of the reference stack, so a m
 only by leakage (an anti-guided mode of a layer of lower index than both neighbours) is not
 sought; nor is a mode above the scanned range (a short-range plasmon of a very thin metal layer);
 two lossless reference modes closer than the scan resolves and with no minimum of :math:`|f|`
-between them would be missed. Near an outer region's cutoff a lossless stack's root passes through
-the branch point, where the leaky root becomes two improper real ones: a mode ending within
-:math:`|q^2| \lesssim` its leakage of cutoff is not a physical mode, and its continuation fails
+between them would be missed. A mode just beyond an outer region's cutoff in a lossless stack
+(within about its own leakage of it, where the leaky root has split into two improper real ones)
+is left out as above; one ending exactly on the branch point would stall the continuation
 (RuntimeError). :math:`N` is computed to about :math:`10^{-15}` absolute: a leakage
 :math:`\mathrm{Im}\,N` below about :math:`10^{-13}` (a loss below :math:`3\times10^{-6}` /cm at
-643 nm) has few correct digits.
+643 nm) has few correct digits. Checked against the slab closed forms, the FEM stack solver and an
+independent PML finite-element solve (:mod:`physics.stack_pml`) in tests/test_multilayer.py.
 """
 
 from __future__ import annotations
@@ -121,6 +133,7 @@ _GL_POINTS = 20
 _SCAN_MIN_POINTS = 2048
 _SCAN_POINTS_PER_MODE = 64
 _STEP_MIN = 2.0**-20
+_BRANCH_TOLERANCE = 1e-12
 
 
 @dataclass(frozen=True)
@@ -271,11 +284,22 @@ def _coefficients(pairs: np.ndarray, te: bool) -> tuple[np.ndarray, np.ndarray, 
     return par / perp, perp, par
 
 
-def _outer_gamma(k0: float, a: complex, b: complex, n2: np.ndarray) -> np.ndarray:
-    """Decay constant of an outer region, from the interface outwards: evanescent
-    (Re gamma > 0) where Re q^2 <= 0, the outgoing wave where Re q^2 > 0 (q^2 = a (b - N^2))."""
+Sheets = tuple[bool | None, bool | None]
+"""Per outer region (substrate, cover): True the outgoing-wave branch, False the evanescent one,
+None the physical choice (outgoing where Re q^2 > 0)."""
+
+PHYSICAL: Sheets = (None, None)
+
+
+def _outer_gamma(
+    k0: float, a: complex, b: complex, n2: np.ndarray, radiating: bool | None = None
+) -> np.ndarray:
+    """Decay constant of an outer region, from the interface outwards: the evanescent branch
+    k0 sqrt(-q^2) (Re gamma > 0 off its cut, q^2 > 0) or the outgoing wave -i k0 sqrt(q^2) (cut
+    q^2 < 0), q^2 = a (b - N^2); by default the physical one, outgoing where Re q^2 > 0."""
     q2 = a * (b - n2)
-    return np.where(q2.real > 0.0, -1j * k0 * np.sqrt(q2), k0 * np.sqrt(-q2))
+    outgoing = q2.real > 0.0 if radiating is None else radiating
+    return np.where(outgoing, -1j * k0 * np.sqrt(q2), k0 * np.sqrt(-q2))
 
 
 def _layer_matrix(
@@ -301,15 +325,16 @@ def _dispersion(
     k0: float,
     coefficients: tuple[np.ndarray, np.ndarray, np.ndarray],
     thicknesses: np.ndarray,
+    sheets: Sheets = PHYSICAL,
 ) -> np.ndarray:
     """The normalised dispersion function f(N^2) of the module docstring (vectorised)."""
     a, b, p = coefficients
     n2 = np.asarray(n2, dtype=complex)
     core = _core(b)
-    up = (np.ones_like(n2), _outer_gamma(k0, a[0], b[0], n2) / p[0])
+    up = (np.ones_like(n2), _outer_gamma(k0, a[0], b[0], n2, sheets[0]) / p[0])
     for j in range(1, core + 2):
         up = _step(up, k0, a[j], b[j], p[j], n2, thicknesses[j - 1])
-    down = (np.ones_like(n2), -_outer_gamma(k0, a[-1], b[-1], n2) / p[-1])
+    down = (np.ones_like(n2), -_outer_gamma(k0, a[-1], b[-1], n2, sheets[1]) / p[-1])
     for j in range(len(thicknesses), core + 1, -1):
         down = _step(down, k0, a[j], b[j], p[j], n2, -thicknesses[j - 1])
     first, second = up[0] * down[1], up[1] * down[0]
@@ -394,10 +419,15 @@ class _Path:
             s * self.true_pairs.imag + (self.detour * math.sin(math.pi * s))[:, None]
         )
 
-    def function(self, s: float) -> Callable[[complex], complex]:
-        """f(N^2) of the stack at s."""
+    def function(self, s: float, sheets: Sheets = PHYSICAL) -> Callable[[complex], complex]:
+        """f(N^2) of the stack at s, on the given outer branches."""
         coefficients = _coefficients(self.pairs(s), self.te)
-        return lambda n2: complex(_dispersion(n2, self.k0, coefficients, self.thicknesses))
+        return lambda n2: complex(_dispersion(n2, self.k0, coefficients, self.thicknesses, sheets))
+
+    def q2(self, s: float, n2: complex) -> tuple[complex, complex]:
+        """q^2 = a (b - N^2) of the substrate and the cover at s."""
+        a, b, _ = _coefficients(self.pairs(s)[[0, -1]], self.te)
+        return complex(a[0] * (b[0] - n2)), complex(a[1] * (b[1] - n2))
 
     def scan_range(self) -> tuple[float, float]:
         """(lo, hi): the reference stack's guided modes have lo < N^2 < hi."""
@@ -472,9 +502,23 @@ def _reference_roots(path: _Path) -> list[float]:
     return sorted(roots, reverse=True)
 
 
-def _continue_root(path: _Path, seed: float, gap: float, polarisation: str) -> complex:
-    """Carry the reference root ``seed`` (N^2) to the true stack (s = 1) and polish it."""
+def _follow_sheets(sheets: Sheets, q2: tuple[complex, complex]) -> Sheets:
+    """The outer branches to continue on: where Im q^2 > 0 both agree and the physical one is
+    taken; elsewhere (and on the real axis, to round-off) the branch the root came in on is kept
+    (analytic continuation)."""
+    return tuple(  # type: ignore[return-value]
+        (q.real > 0.0) if q.imag > _BRANCH_TOLERANCE else sheet
+        for sheet, q in zip(sheets, q2, strict=True)
+    )
+
+
+def _continue_root(
+    path: _Path, seed: float, gap: float, polarisation: str
+) -> tuple[complex, Sheets]:
+    """Carry the reference root ``seed`` (N^2) to the true stack (s = 1), following the outer
+    branches (module docstring): the root and the branches it ends on."""
     s, x = 0.0, complex(seed)
+    sheets: Sheets = (False, False)
     prev: tuple[float, complex] | None = None
     h = 1.0 / 16.0
     tol = 0.1 * gap
@@ -482,10 +526,11 @@ def _continue_root(path: _Path, seed: float, gap: float, polarisation: str) -> c
         h = min(h, 1.0 - s)
         s_new = s + h
         predicted = x if prev is None else x + (x - prev[1]) * (h / (s - prev[0]))
-        f = path.function(s_new)
+        f = path.function(s_new, sheets)
         root, ok = _secant(f, predicted, 1e-7 * max(abs(predicted - x), 1e-3 * tol))
         if ok and abs(root - predicted) <= tol:
             prev, s, x = (s, x), s_new, root
+            sheets = _follow_sheets(sheets, path.q2(s, x))
             h *= 1.5
             continue
         h *= 0.5
@@ -497,20 +542,37 @@ def _continue_root(path: _Path, seed: float, gap: float, polarisation: str) -> c
                 f"(N = {complex(np.sqrt(x)):.10f}, residual {residual:.3e}); the mode may be at an "
                 "outer region's cutoff"
             )
-    return x
+    return x, sheets
 
 
 def _mode_roots(path: _Path, polarisation: str, n_max: int) -> list[tuple[float, complex, float]]:
     """(seed, polished N^2, residual) of the reference modes carried to the true stack."""
     seeds = _reference_roots(path)[:n_max]
     lo, hi = path.scan_range()
-    f1 = path.function(1.0)
     out = []
     for i, seed in enumerate(seeds):
         neighbours = [abs(seed - other) for j, other in enumerate(seeds) if j != i]
         gap = min([*neighbours, hi - lo])
-        x = _continue_root(path, seed, gap, polarisation)
-        x, _ = _secant(f1, x, 1e-9 * abs(x))
+        x, sheets = _continue_root(path, seed, gap, polarisation)
+        f1 = path.function(1.0, sheets)
+        polished, _ = _secant(f1, x, 1e-10 * abs(x))
+        if abs(f1(polished)) < abs(f1(x)):
+            x = polished
+        improper = [
+            side
+            for side, sheet, q in zip(("substrate", "cover"), sheets, path.q2(1.0, x), strict=True)
+            if sheet != (q.real > 0.0) and q.imag <= _BRANCH_TOLERANCE
+        ]
+        if improper:
+            logger.warning(
+                "%s mode seeded at n_eff = %.10f ends beyond the cutoff of the %s (N = %s, on the "
+                "improper branch there): not a mode of the stack, left out",
+                polarisation,
+                math.sqrt(seed),
+                " and ".join(improper),
+                f"{complex(np.sqrt(x)):.10f}",
+            )
+            continue
         residual = abs(f1(x))
         if not residual <= RESIDUAL_TOLERANCE:
             raise RuntimeError(

@@ -14,7 +14,8 @@ reflected. Weak forms (:mod:`physics.modes`, stretched), eigenvalue :math:`N^2`:
 
 complex symmetric, quadratic Lagrange elements of size at most ``h`` (nodes on every interface),
 3-point Gauss quadrature, solved by ARPACK shift-and-invert about ``n_guess**2``; of the
-eigenpairs nearest the shift, the mode is the one whose field lies most in the layers. Its errors:
+eigenpairs nearest the shift, the mode is the one whose field lies most in the core layer. Its
+errors:
 :math:`O(h^4)` in :math:`N^2`, and the PML's reflection, small when
 :math:`\sigma_{max} L k_z \gg 1`.
 """
@@ -55,7 +56,8 @@ def pml_stack_index(
         pml_thickness: Thickness of each PML (m).
         sigma_max: Largest Im(s) in the PMLs.
         n_candidates: Eigenpairs computed about the shift; the one whose field lies most in the
-            layers (not a radiation or PML mode) is returned.
+            core (the layer of largest Re eps_par; not a radiation, cladding or PML mode) is
+            returned.
     """
     te = polarisation == "TE"
     k0 = stack.k0
@@ -106,7 +108,8 @@ def pml_stack_index(
     z = np.empty(n)
     z[0::2], z[1::2] = x, 0.5 * (x[:-1] + x[1:])
     z = z[keep]
-    inside = (z >= 0.0) & (z <= top)
+    core = int(np.argmax(stack.permittivity_pairs()[1:-1, 0].real))
+    inside = (z >= inner[core]) & (z <= inner[core + 1])
     power = np.abs(vectors) ** 2
     share = power[inside].sum(axis=0) / power.sum(axis=0)
     n_eff = complex(np.sqrt(values[int(np.argmax(share))]))

@@ -288,3 +288,26 @@ def test_layer_mode_properties() -> None:
     mode = LayerMode("TE", 0, 1.6 + 1e-5j, "leaky", {"film": 1.0}, WAVELENGTH, 0.0)
     assert mode.n_eff == 1.6
     assert mode.loss_per_cm == pytest.approx(2 * K0 * 1e-5 / 100)
+
+
+def test_mode_beyond_substrate_cutoff_is_left_out(caplog: pytest.LogCaptureFixture) -> None:
+    """100 nm of film over 100 nm MgF2 on sapphire: the reference TE0 ends beyond the substrate's
+    cutoff (an improper root, its field growing into the substrate without carrying power
+    away). It is left out with a warning; what is returned are proper modes."""
+    device = paper_device(
+        "si_sio2_cladding",
+        [
+            "substrate.material=sapphire",
+            "film.thickness_nm=100",
+            "cladding.material=mgf2",
+            "cladding.thickness_nm=100",
+        ],
+    )
+    n_sub = math.sqrt(get_material("sapphire").permittivity.real)
+    with caplog.at_level("WARNING", logger="cqdlaser.physics.multilayer"):
+        modes = device_modes(device, ("TE",))
+    assert "TE mode seeded at n_eff = 1.75" in caplog.text
+    assert "beyond the cutoff of the substrate" in caplog.text
+    for mode in modes:
+        assert (mode.kind == "leaky") == (mode.n_eff < n_sub)
+        assert mode.kind == "guided" or mode.n_eff_complex.imag > 0
