@@ -127,6 +127,26 @@ DEFAULT_STACK_EPS_OPTIONS: dict[str, Any] = {
 """SLEPc options of the stack eigensolver (prefix ``modes_stack_``). ``eps_nev`` (``n_modes``) and
 ``eps_target`` (just above the largest permittivity) are set per solve unless given."""
 
+CUTOFF_MARGIN = 1e-10
+"""A mode counts as guided when ``N^2`` exceeds the cut-off by more than this (relative): closer,
+its decay length (over 6 mm at 643 nm) is beyond the eigensolver's resolution of ``N^2``."""
+
+RAYLEIGH_RTOL = 1e-13
+"""The nonlinear Rayleigh quotient iteration stops when ``N^2`` changes by less than this
+(relative)."""
+
+RAYLEIGH_MAX_IT = 12
+"""Iterations of the Rayleigh quotient iteration before the root solve takes over."""
+
+VERIFY_RTOL = 1e-10
+"""A mode's ``N^2`` is accepted when the eigensolve with its ends' terms returns it as the mode's
+eigenvalue to this (relative): ``|lambda_k(N^2) - N^2|`` bounds the error in ``N^2``, as
+``lambda_k`` falls with ``N^2``."""
+
+ROOT_XTOL = 1e-13
+"""Absolute tolerance on ``t = sqrt(N^2 - cutoff)`` of the root solve (about 1e-13 in ``N^2``)."""
+
+
 POLARISATIONS = ("TE", "TM")
 
 Permittivity = complex | float | tuple[complex | float, complex | float]
@@ -402,26 +422,6 @@ def _check_arguments(polarisation: str, degree: int, n_modes: int, wavelength: f
         raise ValueError(f"wavelength = {wavelength} m must be positive")
 
 
-CUTOFF_MARGIN = 1e-10
-"""A mode counts as guided when ``N^2`` exceeds the cut-off by more than this (relative): closer,
-its decay length (over 6 mm at 643 nm) is beyond the eigensolver's resolution of ``N^2``."""
-
-RAYLEIGH_RTOL = 1e-13
-"""The nonlinear Rayleigh quotient iteration stops when ``N^2`` changes by less than this
-(relative)."""
-
-RAYLEIGH_MAX_IT = 12
-"""Iterations of the Rayleigh quotient iteration before the root solve takes over."""
-
-VERIFY_RTOL = 1e-10
-"""A mode's ``N^2`` is accepted when the eigensolve with its ends' terms returns it as the mode's
-eigenvalue to this (relative): ``|lambda_k(N^2) - N^2|`` bounds the error in ``N^2``, as
-``lambda_k`` falls with ``N^2``."""
-
-ROOT_XTOL = 1e-13
-"""Absolute tolerance on ``t = sqrt(N^2 - cutoff)`` of the root solve (about 1e-13 in ``N^2``)."""
-
-
 @dataclass(frozen=True)
 class _Coefficients:
     """The field's space (Lagrange, of the given degree) and the weak forms' coefficients:
@@ -589,19 +589,11 @@ class _Pencil:
         real = [i for i, v in enumerate(values) if abs(v.imag) <= 1e-8 * max(1.0, abs(v.real))]
         return solver, run, sorted(real, key=lambda i: -values[i].real)
 
-    def eigenvalue(self, x: float, k: int) -> float | None:
+    def eigenvalue(self, x: float | None, k: int) -> float | None:
         """The ``k``-th largest real eigenvalue of ``A(x)`` (None if fewer converged)."""
         solver, _, order = self.solve(x, k + 1)
         try:
             return solver.getEigenvalue(order[k]).real if len(order) > k else None
-        finally:
-            solver.destroy()
-
-    def eigenpairs(self, x: float | None, nev: int) -> list[tuple[float, PETSc.Vec]]:
-        """The real eigenpairs among the ``nev`` nearest the target, by decreasing value."""
-        solver, _, order = self.solve(x, nev)
-        try:
-            return [self._pair(solver, i) for i in order]
         finally:
             solver.destroy()
 
@@ -615,11 +607,13 @@ class _Pencil:
         try:
             if len(order) <= k:
                 raise self.failure(solver, run, "MISSING_EIGENVALUE", f", no eigenvalue {k}")
-            return self._pair(solver, order[k])
+            return self.pair(solver, order[k])
         finally:
             solver.destroy()
 
-    def _pair(self, solver: SLEPc.EPS, i: int) -> tuple[float, PETSc.Vec]:
+    def pair(self, solver: SLEPc.EPS, i: int) -> tuple[float, PETSc.Vec]:
+        """The eigenpair ``i`` of a solve of this pencil (a real one); the caller destroys the
+        vector."""
         vr, vi = self.B.createVecs()
         value = solver.getEigenpair(i, vr, vi).real
         vi.destroy()
@@ -666,7 +660,7 @@ class _Pencil:
             configure(ksp, f"{OPTIONS_PREFIX}st_", st, "stack modes inverse iteration")
             self.B.mult(u, rhs)
             ksp.solve(rhs, w)
-            norm = w.norm()
+            norm = w.norm() if ksp.getConvergedReason() > 0 else math.nan
         except (*PETSC_FAILURES, SolverError):
             w.destroy()
             return None
@@ -712,7 +706,7 @@ def _guided_eigenvectors(pencil: _Pencil, n_modes: int) -> list[tuple[float, PET
     solver, run, order = pencil.solve(cutoff, n_modes)
     try:
         _check_guided_range(solver, cutoff, pencil.eps_max, run)
-        candidates = [pencil._pair(solver, i) for i in order[:n_modes]]
+        candidates = [pencil.pair(solver, i) for i in order[:n_modes]]
     finally:
         solver.destroy()
     found = []
@@ -745,11 +739,18 @@ def _transparent_mode(
     if x is not None:
         value, vector = pencil.eigenpair(x, k)
         if abs(value - x) <= VERIFY_RTOL * max(1.0, abs(x)):
-            return pencil.rayleigh_root(vector) or value, vector
+            return _refined(pencil, value, vector), vector
         vector.destroy()
     x = _transparent_root(pencil, k, upper)
     value, vector = pencil.eigenpair(x, k)
-    return pencil.rayleigh_root(vector) or value, vector
+    return _refined(pencil, value, vector), vector
+
+
+def _refined(pencil: _Pencil, value: float, vector: PETSc.Vec) -> float:
+    """The root of the Rayleigh functional of an eigenvector of ``A(x)``, ``x`` a mode's root
+    (``value``, the eigenvalue, should it have none)."""
+    n2 = pencil.rayleigh_root(vector)
+    return value if n2 is None else n2
 
 
 def _rayleigh_iteration(pencil: _Pencil, x: float, start: PETSc.Vec) -> float | None:
