@@ -303,14 +303,20 @@ def _outer_gamma(
 
 
 def _layer_matrix(
-    k0: float, a: complex, b: complex, n2: np.ndarray, t: float | np.ndarray
+    k0: float,
+    a: complex,
+    b: complex,
+    n2: complex | np.ndarray,
+    t: float | np.ndarray,
+    *,
+    scaled: bool = True,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(cosh(g t), sinh(g t)/g, g^2) scaled by exp(-|Re g| t): the layer matrix's entries are
-    C, p S, g^2 S / p."""
-    g2 = k0**2 * a * (n2 - b)
+    """(C, S, g^2) = (cosh(g t), sinh(g t)/g, g^2) for a signed height t, both scaled by
+    exp(-|Re g t|) unless not ``scaled``: the layer matrix is [[C, p S], [g^2 S / p, C]]."""
+    g2 = k0**2 * a * (np.asarray(n2, dtype=complex) - b)
     g = np.sqrt(g2)
     gt = g * t
-    r = np.abs(gt.real)
+    r = np.abs(gt.real) if scaled else np.zeros_like(gt.real)
     grow = np.exp(gt - r)
     decay = np.exp(-gt - r)
     small = np.abs(gt) < 1e-3
@@ -357,12 +363,17 @@ def _step(
     t: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(u, w) carried across a layer of signed thickness t, renormalised by a positive number."""
-    c, s, g2 = _layer_matrix(k0, a, b, n2, abs(t))
-    s = s if t > 0 else -s
-    u, w = state
-    u, w = c * u + p * s * w, g2 / p * s * u + c * w
+    u, w = _apply(state, *_layer_matrix(k0, a, b, n2, t), p)
     norm = np.abs(u) + np.abs(w) / k0
     return u / norm, w / norm
+
+
+def _apply(
+    state: tuple[np.ndarray, np.ndarray], c: np.ndarray, s: np.ndarray, g2: np.ndarray, p: complex
+) -> tuple[np.ndarray, np.ndarray]:
+    """The layer matrix [[C, p S], [g^2 S / p, C]] applied to (u, w)."""
+    u, w = state
+    return c * u + p * s * w, g2 / p * s * u + c * w
 
 
 def dispersion(stack: Stack, polarisation: str, n2: complex | np.ndarray) -> np.ndarray:
@@ -624,11 +635,11 @@ class _Field:
         up[0] = 1.0, g_s / p[0]
         down[n] = 1.0, -g_c / p[-1]
         for j in range(n):
-            c, s, g2 = (complex(v) for v in _unscaled(k0, a[j + 1], b[j + 1], x, t[j]))
-            up[j + 1] = _propagate(up[j], c, s, g2, p[j + 1])
+            matrix = _layer_matrix(k0, a[j + 1], b[j + 1], x, t[j], scaled=False)
+            up[j + 1] = _apply((up[j, 0], up[j, 1]), *matrix, p[j + 1])
             k = n - 1 - j
-            c, s, g2 = (complex(v) for v in _unscaled(k0, a[k + 1], b[k + 1], x, -t[k]))
-            down[k] = _propagate(down[k + 1], c, s, g2, p[k + 1])
+            matrix = _layer_matrix(k0, a[k + 1], b[k + 1], x, -t[k], scaled=False)
+            down[k] = _apply((down[k + 1, 0], down[k + 1, 1]), *matrix, p[k + 1])
         core = _core(b)
         ref = up[core + 1]
         scale = np.vdot(down[core + 1], ref) / np.vdot(down[core + 1], down[core + 1])
@@ -643,9 +654,8 @@ class _Field:
 
     def state(self, j: int, dz: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(u, w) at heights dz above the bottom of layer j (0-based among the layers)."""
-        c, s, g2 = _unscaled(self.k0, self.a[j + 1], self.b[j + 1], self.n2, dz)
-        p = self.p[j + 1]
-        return c * self.u[j] + p * s * self.w[j], g2 / p * s * self.u[j] + c * self.w[j]
+        matrix = _layer_matrix(self.k0, self.a[j + 1], self.b[j + 1], self.n2, dz, scaled=False)
+        return _apply((self.u[j], self.w[j]), *matrix, self.p[j + 1])
 
     def intensity(self, u: np.ndarray, w: np.ndarray, region: int, te: bool) -> np.ndarray:
         """|E|^2 (up to a common factor): TE |u|^2, TM |w|^2/k0^2 + |N|^2 |u|^2/|eps_perp|^2."""
@@ -695,26 +705,6 @@ class _Field:
         sign = 1.0 if side == 0 else -1.0
         e2 = self.intensity(np.array(u), np.array(sign * g / self.p[side] * u), side, te)
         return float(e2) / (2.0 * g.real)
-
-
-def _unscaled(
-    k0: float, a: complex, b: complex, n2: complex, t: float | np.ndarray
-) -> tuple[np.ndarray, np.ndarray, complex]:
-    """(cosh(g t), sinh(g t)/g, g^2) for signed heights t."""
-    g2 = k0**2 * a * (n2 - b)
-    g = np.sqrt(complex(g2))
-    gt = g * np.asarray(t, dtype=float)
-    small = np.abs(gt) < 1e-3
-    x = gt * gt
-    s = np.where(
-        small, np.asarray(t) * (1.0 + x / 6.0 + x * x / 120.0), np.sinh(gt) / (g if g else 1.0)
-    )
-    return np.cosh(gt), s, g2
-
-
-def _propagate(state: np.ndarray, c: complex, s: complex, g2: complex, p: complex) -> np.ndarray:
-    u, w = state
-    return np.array([c * u + p * s * w, g2 / p * s * u + c * w])
 
 
 def _outer_leaks(k0: float, a: np.ndarray, b: np.ndarray, n2: complex) -> tuple[bool, bool]:

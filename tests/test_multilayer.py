@@ -197,7 +197,11 @@ def test_metal_substrate_exact_loss_below_first_order() -> None:
 
 
 @pytest.mark.parametrize("pol", ["TE", "TM"])
-@pytest.mark.parametrize(("substrate", "cladding_nm"), [(EPS_SI, 300.0), (EPS_SAPPHIRE, 200.0)])
+@pytest.mark.parametrize(
+    ("substrate", "cladding_nm"),
+    [(EPS_SI, 300.0), (EPS_SAPPHIRE, 200.0)],
+    ids=["si-300nm", "sapphire-200nm"],
+)
 def test_leaky_mode_against_pml_solve(substrate: complex, cladding_nm: float, pol: str) -> None:
     """The leaky root is an eigenvalue of the PML-truncated FEM problem (seeded with the guided
     N of the cladding-substrate stack): Re N to 1e-7, Im N to 1e-5 relative (measured with 4 nm
@@ -311,3 +315,24 @@ def test_mode_beyond_substrate_cutoff_is_left_out(caplog: pytest.LogCaptureFixtu
     for mode in modes:
         assert (mode.kind == "leaky") == (mode.n_eff < n_sub)
         assert mode.kind == "guided" or mode.n_eff_complex.imag > 0
+
+
+def test_surface_plasmon_of_lossy_metal() -> None:
+    """Al under MgF2 (a 1 um layer of it, and MgF2 above): the one TM mode is the surface plasmon,
+    N^2 = eps_m eps_d / (eps_m + eps_d) with the complex eps_m, and its |E|^2 splits between the
+    metal and the dielectric as the closed-form tails say; no TE mode."""
+    eps_m, eps_d = get_material("al").permittivity, EPS_MGF2
+    stack = Stack(WAVELENGTH, eps_m, (PlanarLayer("cladding", eps_d, 1e-6),), eps_d)
+    assert multilayer_modes(stack, "TE") == []
+    (mode,) = multilayer_modes(stack, "TM")
+    n2 = eps_m * eps_d / (eps_m + eps_d)
+    assert abs(mode.n_eff_complex - np.sqrt(n2)) < 1e-12
+    assert mode.kind == "guided" and mode.loss_per_cm > 0
+
+    def tail(eps: complex) -> float:
+        gamma = K0 * np.sqrt(n2 - eps)
+        return (abs(gamma / eps / K0) ** 2 + abs(n2) / abs(eps) ** 2) / (2 * gamma.real)
+
+    metal, dielectric = tail(eps_m), tail(eps_d)
+    share = metal / (metal + dielectric)
+    assert mode.confinement["substrate"] == pytest.approx(share, abs=1e-10)
