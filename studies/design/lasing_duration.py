@@ -314,6 +314,8 @@ def run_device(
                 "lasing_duration_us": r["lasing_duration_us"],
                 "lases_cw": r["lases_cw"],
                 "thermal_resistance_k_cm2_per_kw": r["thermal_resistance_k_cm2_per_kw"],
+                "threshold_factor": r["threshold_factor"],
+                "mode_kind": r["mode_kind"],
             }
             for r in vs_substrate
         },
@@ -365,6 +367,8 @@ def _summary(
                 "lasing_duration_us": r["lasing_duration_us"],
                 "lases_cw": r["lases_cw"],
                 "thermal_resistance_k_cm2_per_kw": r["thermal_resistance_k_cm2_per_kw"],
+                "threshold_factor": r["threshold_factor"],
+                "mode_kind": r["mode_kind"],
             }
             for r in vs_substrate
         },
