@@ -34,7 +34,6 @@ def confinement(config: str, thickness_nm: float, comm: MPI.Comm) -> tuple[float
         [
             f"film.thickness_nm={thickness_nm}",
             f"optics.wavelength_nm={WAVELENGTH_NM}",
-            "mesh.optical_padding_um=3",
         ],
     )
     data = build_stack(device, comm, optical=True)
@@ -109,9 +108,9 @@ def run(out: Path, *, quick: bool = False, comm: MPI.Comm = MPI.COMM_WORLD) -> d
             72.0,
             cut_in,
             "nm",
-            "model: the thinnest film guiding TE0 at 630 nm (bisection on the FEM with 3 um of "
-            "padding; closed-form cut-off 59 nm), a lower bound: ASE also needs modal gain above "
-            "the losses, so the measured minimum lies above it",
+            "model: the thinnest film guiding TE0 at 630 nm (bisection on the FEM, whose "
+            "transparent ends make it the exact cut-off: 59.55 nm in closed form), a lower bound: "
+            "ASE also needs modal gain above the losses, so the measured minimum lies above it",
         ),
         validation_row(
             "minimum film thickness for ASE on glass, organic",
