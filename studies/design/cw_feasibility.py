@@ -279,11 +279,11 @@ def failed_row(failure: PointFailure) -> dict[str, Any]:
     }
 
 
-def reference_confinement(comm: MPI.Comm = MPI.COMM_WORLD) -> float:
-    """Gamma_ref: the ``[laser] reference_gain_confinement`` of the base device (the paper laser's
-    TE0 gain confinement; ``comm`` unused)."""
-    del comm
-    return paper_device(BASE_CONFIG).laser.reference_gain_confinement
+def reference_confinement(base: Device | None = None) -> float:
+    """Gamma_ref: the ``[laser] reference_gain_confinement`` of the device the map is built
+    around (default the paper laser, whose TE0 gain confinement it is)."""
+    device = paper_device(BASE_CONFIG) if base is None else base
+    return device.laser.reference_gain_confinement
 
 
 def refinement(
@@ -413,7 +413,7 @@ def run(
         out, quick, comm, given=heat_fraction, device=spec.device
     )
     grid = frame.grid(QUICK if quick else FULL, quick)
-    gamma_ref = reference_confinement(comm)
+    gamma_ref = reference_confinement(frame.base)
     evaluated = evaluated_designs(grid, gamma_ref, heat_fraction, comm, frame)
     failed = failures(evaluated)
     designs = [d for d in evaluated if not isinstance(d, PointFailure)]
