@@ -81,7 +81,9 @@ Finding the modes, without a seed:
    RuntimeError naming the polarisation, the seed and the residual.
 
 Each mode is ``"guided"`` (evanescent in both outer regions; lossy with absorption anywhere) or
-``"leaky"`` (a propagating wave in the substrate or the cover).
+``"leaky"`` (a propagating wave in the substrate or the cover). A guided mode of a lossless stack
+has a real N: its round-off imaginary part (a continuation through complex values leaves
+:math:`|\mathrm{Im}\,N| \sim 10^{-19}`) is set to 0.
 
 Confinement factor of a region, as in :mod:`physics.modes`: TE the fraction of
 :math:`|E_y|^2`, TM of :math:`|E_x|^2 + |E_z|^2 \propto |w|^2/k_0^2 + |N|^2|H|^2/|\varepsilon_
@@ -777,10 +779,14 @@ def multilayer_modes(stack: Stack, polarisation: str, *, n_max: int = 8) -> list
     te = polarisation == "TE"
     path = _Path.build(stack, te)
     roots = _mode_roots(path, polarisation, n_max)
+    lossless = not np.any(stack.permittivity_pairs().imag)
     found = []
     for _, n2, residual in roots:
         confinement, kind = _confinement(stack, te, n2)
-        found.append((complex(np.sqrt(n2)), kind, confinement, residual))
+        n = complex(np.sqrt(n2))
+        if lossless and kind == "guided":
+            n = complex(n.real, 0.0)
+        found.append((n, kind, confinement, residual))
     found.sort(key=lambda item: -item[0].real)
     return [
         LayerMode(polarisation, order, n, kind, confinement, stack.wavelength, residual)
