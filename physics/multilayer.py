@@ -286,11 +286,11 @@ def _coefficients(pairs: np.ndarray, te: bool) -> tuple[np.ndarray, np.ndarray, 
     return par / perp, perp, par
 
 
-Sheets = tuple[bool | None, bool | None]
+_Sheets = tuple[bool | None, bool | None]
 """Per outer region (substrate, cover): True the outgoing-wave branch, False the evanescent one,
 None the physical choice (outgoing where Re q^2 > 0)."""
 
-PHYSICAL: Sheets = (None, None)
+_PHYSICAL: _Sheets = (None, None)
 
 
 def _outer_gamma(
@@ -333,7 +333,7 @@ def _dispersion(
     k0: float,
     coefficients: tuple[np.ndarray, np.ndarray, np.ndarray],
     thicknesses: np.ndarray,
-    sheets: Sheets = PHYSICAL,
+    sheets: _Sheets = _PHYSICAL,
 ) -> np.ndarray:
     """The normalised dispersion function f(N^2) of the module docstring (vectorised)."""
     a, b, p = coefficients
@@ -432,7 +432,7 @@ class _Path:
             s * self.true_pairs.imag + (self.detour * math.sin(math.pi * s))[:, None]
         )
 
-    def function(self, s: float, sheets: Sheets = PHYSICAL) -> Callable[[complex], complex]:
+    def function(self, s: float, sheets: _Sheets = _PHYSICAL) -> Callable[[complex], complex]:
         """f(N^2) of the stack at s, on the given outer branches."""
         coefficients = _coefficients(self.pairs(s), self.te)
         return lambda n2: complex(_dispersion(n2, self.k0, coefficients, self.thicknesses, sheets))
@@ -515,7 +515,7 @@ def _reference_roots(path: _Path) -> list[float]:
     return sorted(roots, reverse=True)
 
 
-def _follow_sheets(sheets: Sheets, q2: tuple[complex, complex]) -> Sheets:
+def _follow_sheets(sheets: _Sheets, q2: tuple[complex, complex]) -> _Sheets:
     """The outer branches to continue on: where Im q^2 > 0 both agree and the physical one is
     taken; elsewhere (and on the real axis, to round-off) the branch the root came in on is kept
     (analytic continuation)."""
@@ -527,11 +527,11 @@ def _follow_sheets(sheets: Sheets, q2: tuple[complex, complex]) -> Sheets:
 
 def _continue_root(
     path: _Path, seed: float, gap: float, polarisation: str
-) -> tuple[complex, Sheets]:
+) -> tuple[complex, _Sheets]:
     """Carry the reference root ``seed`` (N^2) to the true stack (s = 1), following the outer
     branches (module docstring): the root and the branches it ends on."""
     s, x = 0.0, complex(seed)
-    sheets: Sheets = (False, False)
+    sheets: _Sheets = (False, False)
     prev: tuple[float, complex] | None = None
     h = 1.0 / 16.0
     tol = 0.1 * gap
