@@ -214,10 +214,10 @@ def test_cw_map_survives_a_failed_design(shared_tmp: Path, monkeypatch: pytest.M
     reason, and the study raises (a non-zero exit from the CLI)."""
     evaluate = cw_feasibility.evaluate
 
-    def broken(design, comm, heat_fraction, mesh_scale):
+    def broken(design, comm, heat_fraction, mesh_scale, base=None):
         if design.substrate == "sapphire":
             raise RuntimeError("solver diverged on sapphire")
-        return evaluate(design, comm, heat_fraction, mesh_scale)
+        return evaluate(design, comm, heat_fraction, mesh_scale, base)
 
     monkeypatch.setattr(cw_feasibility, "evaluate", broken)
     out = shared_tmp / "cw"
