@@ -7,12 +7,22 @@ The mesh is a structured tensor product of quadrilaterals, made by extruding a p
 the resulting lines along z, layer by layer, with node positions computed here:
 
 - along z, the grating and film layers hold uniform elements of at most
-  ``h_film = scale * t_film / film_elements``, and at least ``film_elements`` of them; the cap and
-  the cladding grow away from the film (at least ``film_elements`` too), and the substrate grows
-  from the size of the element above it at z = 0 down to the heat sink, by ``mesh.grading``;
+  ``h_thin = scale * t_film / (r_thin * film_elements)``, and at least ``film_elements`` of them;
+  the cap and the cladding grow away from the film (at least ``film_elements`` too), and the
+  substrate grows from the size of the element above it at z = 0 down to the heat sink, by
+  ``q = 1 + (mesh.grading - 1) / r_growth``;
 - along r, there is a node row at the spot radius (the top-hat edge), elements of
-  ``h_edge = scale * t_film`` at it, growing by ``mesh.grading`` towards the axis (up to
-  ``4 h_edge``) and outwards to R (without bound).
+  ``h_edge = scale * t_film`` at it, growing by ``q`` towards the axis (up to ``4 h_edge`` and
+  to ``a / 16``, a the spot radius) and outwards to R (without bound).
+
+``r_thin`` and ``r_growth`` (:class:`ThermalSizing`) make a thermal mesh finer than the optical
+meshes of the same ``mesh`` section, by as much as its kind needs for the default resolution to
+give the film's maximum temperature within the tolerance of that kind (docs/benchmarks.md):
+:data:`AXISYMMETRIC_SIZING` (0.1 % of the rise; the r-z mesh is cheap) and
+:data:`DEVICE_SIZING` (0.3 %; each vertical node is a plane of the 3D mesh). The film's maximum
+is a nodal maximum of a temperature curved across the film (heat leaves through both faces),
+whose sampling error ``|T''| h_thin^2 / 8`` is what needs the thin elements: on the paper's device
+at 1 us, 1 % of the rise with 40 nm elements, 0.06 % with 10 nm.
 
 A size ``h(s) = min(h_max, c h_a + s ln q, c h_b + (l - s) ln q)``, c = ln q / (q - 1), at
 distance ``s`` along a segment of length ``l`` gives elements that grow geometrically by ``q``
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from mpi4py import MPI
 
@@ -37,6 +48,41 @@ from cqdlaser.geometry.stack import film_element_size
 _SAMPLES = 20001
 SPOT_SIZE_FACTOR = 4.0
 """Largest lateral element inside the spot, in units of the edge element size."""
+SPOT_ELEMENTS = 16
+"""Fewest lateral elements across a spot half-width: under a spot a few um wide the film's
+temperature is a dome whose maximum (on the axis) needs them (20 um substrate, 4 x 6 um spot:
++0.2 % in the steady state with four edge elements as the largest, +0.02 % with this)."""
+
+
+@dataclass(frozen=True)
+class ThermalSizing:
+    """How much finer a thermal mesh is than the sizes of the ``mesh`` section.
+
+    Attributes:
+        thin: Divisor of the thin-layer element size
+            :func:`~geometry.stack.film_element_size`.
+        growth: Divisor of ``mesh.grading - 1``, the growth of element sizes away from the film.
+    """
+
+    thin: float = 1.0
+    growth: float = 1.0
+
+    def grading(self, device: Device) -> float:
+        """Growth ratio of neighbouring elements away from the film."""
+        return 1.0 + (device.mesh.grading - 1.0) / self.growth
+
+    def thin_element_size(self, device: Device) -> float:
+        """Largest element across the grating and film layers (m)."""
+        return film_element_size(device) / self.thin
+
+
+AXISYMMETRIC_SIZING = ThermalSizing(thin=4.0, growth=2.0)
+"""The r-z mesh: 10 nm across the paper's film, growth 1.15 at the default resolution (paper
+device, CW: -0.06 % at 1-100 us and in the steady state; 3.8k to 10.8k nodes)."""
+DEVICE_SIZING = ThermalSizing(thin=4.0)
+"""The 3D device mesh: 10 nm across the paper's film, growth 1.3 (the same on the r-z mesh:
+-0.19 % at most; halving the growth too would take the paper's quarter device from 0.41 M to
+0.97 M nodes)."""
 
 
 def graded_nodes(
@@ -96,8 +142,14 @@ def edge_element_size(device: Device) -> float:
     return device.mesh.scale * device.film.thickness
 
 
+def spot_element_size(spot_half: float, device: Device) -> float:
+    """Largest lateral element inside the spot (m): :data:`SPOT_SIZE_FACTOR` edge elements, and
+    at most the spot half-width over :data:`SPOT_ELEMENTS`."""
+    return min(SPOT_SIZE_FACTOR * edge_element_size(device), spot_half / SPOT_ELEMENTS)
+
+
 def lateral_segments(
-    spot_half: float, extent: float, device: Device
+    spot_half: float, extent: float, device: Device, sizing: ThermalSizing
 ) -> list[tuple[float, np.ndarray]]:
     """The segments [0, a] and [a, extent] along one lateral axis, with their node fractions.
 
@@ -105,27 +157,30 @@ def lateral_segments(
         spot_half: Spot half-width or radius a (m): a node sits there.
         extent: Domain half-width or radius (m).
         device: The device (for ``mesh.scale`` and ``mesh.grading``).
+        sizing: The refinement of this kind of mesh.
 
     Returns:
         ``(length, nodes)`` of each segment, from 0 outwards.
     """
     h_edge = edge_element_size(device)
-    q = device.mesh.grading
-    inner = graded_nodes(spot_half, h_end=h_edge, ratio=q, h_max=SPOT_SIZE_FACTOR * h_edge)
+    q = sizing.grading(device)
+    inner = graded_nodes(
+        spot_half, h_end=h_edge, ratio=q, h_max=spot_element_size(spot_half, device)
+    )
     outer = graded_nodes(extent - spot_half, h_start=h_edge, ratio=q)
     return [(spot_half, inner), (extent - spot_half, outer)]
 
 
-def vertical_layers(device: Device) -> list[tuple[Layer, np.ndarray]]:
+def vertical_layers(device: Device, sizing: ThermalSizing) -> list[tuple[Layer, np.ndarray]]:
     """Every layer of the stack (bottom to top) with the node fractions of its z elements.
 
     Thin layers (grating, film) are uniform with at least ``mesh.film_elements`` elements of at
-    most :func:`~geometry.stack.film_element_size`; cladding and cap grow away from the film (at
+    most :meth:`ThermalSizing.thin_element_size`; cladding and cap grow away from the film (at
     least ``film_elements`` too); the substrate grows from the element above it to its bottom.
     """
     layers = layer_stack(device)
-    h_film = film_element_size(device)
-    q = device.mesh.grading
+    h_film = sizing.thin_element_size(device)
+    q = sizing.grading(device)
     n_min = device.mesh.film_elements
     nodes: dict[str, np.ndarray] = {}
     for layer in layers:
@@ -171,7 +226,7 @@ def build_axisymmetric(
     """
     rs = device.spot_radius
     big_r = device.lateral_extent
-    stack = vertical_layers(device)
+    stack = vertical_layers(device, AXISYMMETRIC_SIZING)
     levels = z_levels(tuple(layer for layer, _ in stack))
     z_bot, z_top = stack[0][0].z_bottom, stack[-1][0].z_top
     tol = 1e-3 * film_element_size(device) / device.mesh.scale
@@ -181,7 +236,7 @@ def build_axisymmetric(
             geo = model.geo
             point = geo.addPoint(0.0, z_bot, 0.0)
             lines = []
-            for length, fractions in lateral_segments(rs, big_r, device):
+            for length, fractions in lateral_segments(rs, big_r, device, AXISYMMETRIC_SIZING):
                 out = geo.extrude(
                     [(0, point)], length, 0.0, 0.0, [1] * len(fractions), list(fractions)
                 )

@@ -672,7 +672,7 @@ class Heat(_Validated):
         metadata=_num(1e-6, 1e7, open_lo=True, doc="Largest time step."),
     )
     step_growth: float = field(
-        default=1.15,
+        default=1.1,
         metadata=_num(1.0, 2.0, doc="Ratio of successive time steps between pump edges."),
     )
     nonlinear: bool = field(
@@ -802,7 +802,13 @@ class MeshResolution(_Validated):
     )
     grading: float = field(
         default=1.3,
-        metadata=_num(1.01, 4, doc="Growth ratio of element sizes away from the film."),
+        metadata=_num(
+            1.01,
+            4,
+            doc="Growth ratio of element sizes away from the film (the r-z heat mesh grows by "
+            "1 + (grading - 1) / 2, and its and the 3D heat mesh's film and grating elements are "
+            "a quarter of the optical meshes').",
+        ),
     )
     lateral_extent_um: float | None = field(
         default=None,

@@ -54,11 +54,12 @@ import numpy as np
 
 from cqdlaser.geometry._gmsh import gmsh_model, to_mesh_data
 from cqdlaser.geometry.axisymmetric import (
-    SPOT_SIZE_FACTOR,
+    DEVICE_SIZING,
     edge_element_size,
     extrusion_parts,
     graded_nodes,
     lateral_segments,
+    spot_element_size,
     vertical_layers,
 )
 from cqdlaser.geometry.device import Device
@@ -122,11 +123,11 @@ def _axis_segments(
     """Segments along one lateral axis (length, node fractions), with a break at the patch edge
     (when resolved) and at the spot edge (when outside the patch)."""
     if patch is None:
-        return lateral_segments(spot_half, extent, device)
+        return lateral_segments(spot_half, extent, device, DEVICE_SIZING)
     h_fill = _fill_size(device)
     h_edge = edge_element_size(device)
-    h_spot = SPOT_SIZE_FACTOR * h_edge
-    q = device.mesh.grading
+    h_spot = spot_element_size(spot_half, device)
+    q = DEVICE_SIZING.grading(device)
     segments = [(patch, graded_nodes(patch, h_start=h_fill, h_end=h_fill))]
     if spot_half > patch + h_fill:
         mid = spot_half - patch
@@ -174,7 +175,7 @@ def build_device(
     """
     if resolved and device.grating is None:
         raise ConfigError("grating", None, "a resolved device mesh needs a [grating]")
-    stack = vertical_layers(device)
+    stack = vertical_layers(device, DEVICE_SIZING)
     levels = z_levels(tuple(layer for layer, _ in stack))
     with gmsh_model(comm, "device") as model:
         if model is not None and resolved:
@@ -195,12 +196,16 @@ def _homogenised_mesh(
     geo = model.geo
     point = geo.addPoint(0.0, 0.0, z_bot)
     lines = []
-    for length, fractions in lateral_segments(0.5 * device.pump.spot[0], big_l, device):
+    for length, fractions in lateral_segments(
+        0.5 * device.pump.spot[0], big_l, device, DEVICE_SIZING
+    ):
         out = geo.extrude([(0, point)], length, 0.0, 0.0, [1] * len(fractions), list(fractions))
         point, line = out[0][1], out[1][1]
         lines.append(line)
     current: list[int] = []
-    for length, fractions in lateral_segments(0.5 * device.pump.spot[1], big_l, device):
+    for length, fractions in lateral_segments(
+        0.5 * device.pump.spot[1], big_l, device, DEVICE_SIZING
+    ):
         out = geo.extrude(
             [(1, c) for c in lines],
             0.0,

@@ -281,7 +281,7 @@ class HeatSettings:
     boundary_resistance: float = 0.0
     scheme: str = "bdf2"
     first_step: float = 1e-9
-    step_growth: float = 1.15
+    step_growth: float = 1.1
     max_step: float = 1e-3
     nonlinear: bool = False
     element_degree: int = 1
@@ -375,7 +375,7 @@ def time_grid(
     edges: tuple[float, ...] = (),
     *,
     first_step: float = 1e-9,
-    growth: float = 1.15,
+    growth: float = 1.1,
     max_step: float = 1e-3,
 ) -> np.ndarray:
     """Time levels from 0 to ``end_time`` (s): geometric steps that restart at every edge.

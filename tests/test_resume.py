@@ -33,6 +33,7 @@ SHORT = [
     "heat.mesh=stack",
     "heat.end_time_us=0.5",
     "pump.pulse_ns=200",
+    "heat.step_growth=1.15",
     "mesh.optical_padding_um=1",
 ]
 HISTORY = (
