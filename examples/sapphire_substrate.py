@@ -31,7 +31,7 @@ DEVICE = {
     "cap": {"material": "sog", "thickness_nm": 1000},
     "substrate": {"material": "sapphire", "thickness_um": 500, "c_axis": "z"},
     # heat_fraction: the share of the pump that heats the film; omitted, it is the films'
-    # calibrated value (0.09997, docs/validation.md), or from absorption and PLQY with
+    # calibrated value (0.09987, docs/validation.md), or from absorption and PLQY with
     # "heat_fraction_model": "absorption".
     "pump": {"spot_um": [30, 50], "intensity_kw_cm2": 88, "pulse_ns": 2500, "heat_fraction": 0.1},
     "optics": {"wavelength_nm": 643, "polarisation": "TE"},

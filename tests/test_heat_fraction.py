@@ -106,9 +106,9 @@ def test_csv_metadata_lines(tmp_path: Path) -> None:
         tmp_path / "t.csv",
         {"time_s": [0.0, 1.0], "film_max_temperature_k": [295.0, 300.0]},
         comm=MPI.COMM_SELF,
-        metadata={"heat_fraction": 0.09997, "heat_fraction_origin": "calibrated"},
+        metadata={"heat_fraction": 0.09987, "heat_fraction_origin": "calibrated"},
     )
     text = path.read_text().splitlines()
-    assert text[:2] == ["# heat_fraction: 0.09997", "# heat_fraction_origin: calibrated"]
+    assert text[:2] == ["# heat_fraction: 0.09987", "# heat_fraction_origin: calibrated"]
     rows = list(csv.DictReader(line for line in text if not line.startswith("#")))
     assert [float(r["film_max_temperature_k"]) for r in rows] == [295.0, 300.0]
