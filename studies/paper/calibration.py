@@ -276,7 +276,9 @@ def physical_estimates() -> list[dict[str, Any]]:
     rows = []
     for film, config in (("inorganic", LASER), ("organic", ORGANIC)):
         for geometry in GEOMETRIES:
-            device = thermal_device(config, geometry=geometry)
+            device = thermal_device(
+                config, ["pump.heat_fraction_model=absorption"], geometry=geometry
+            )
             materials = region_materials(device)
             absorbed = absorbed_fraction(device, materials)
             qd_only = {"film": dataclasses.replace(materials["film"], plqy=1.0)}
