@@ -84,13 +84,13 @@ HALF_SPACE = [
     "film.material=sio2",
     "film.thickness_nm=20",
     "substrate.material=sio2",
-    "substrate.thickness_um=15",
-    "mesh.lateral_extent_um=15",
+    "substrate.thickness_um=10",
+    "mesh.lateral_extent_um=10",
     "pump.shape=rectangle",
     "pump.spot_um=[6, 4]",
     "pump.intensity_kw_cm2=10",
     "pump.heat_fraction=0.5",
-    "heat.end_time_us=2",
+    "heat.end_time_us=1",
     "heat.mesh=device",
     "heat.top=adiabatic",
 ]
@@ -98,11 +98,11 @@ HALF_SPACE = [
 
 @pytest.mark.slow
 def test_cw_transient_of_a_heated_rectangle_on_a_half_space() -> None:
-    """A 20 nm heated film on a 15 um silica block (one material), CW from t = 0, against the
+    """A 20 nm heated film on a 10 um silica block (one material), CW from t = 0, against the
     closed form of a surface-heated rectangle on a half-space, within 1 % from 0.1 us. The heat
     is made over the film's depth d, not at the surface: once d^2/kappa (0.6 ns) has passed, that
-    lowers the top by q d / 2k (0.42 K here), subtracted from the closed form. In 2 us heat
-    spreads ~1.2 um, far from the block's 15 um sides and bottom."""
+    lowers the top by q d / 2k (0.42 K here), subtracted from the closed form. In 1 us heat
+    spreads ~0.9 um, far from the block's 10 um sides and bottom."""
     device = _cw(HALF_SPACE)
     assert device.pump.pulse is None
     result = cqdlaser.heat(device)
@@ -112,6 +112,6 @@ def test_cw_transient_of_a_heated_rectangle_on_a_half_space() -> None:
     rise = np.asarray(result.film_max_temperature_k) - result.sink_temperature_k
     k = mat.thermal_conductivity[2]
     depth = q * device.film.thickness / (2.0 * k)
-    for t in (0.1e-6, 0.3e-6, 1e-6, 2e-6):
+    for t in (0.1e-6, 0.3e-6, 1e-6):
         exact = _rectangle_on_half_space(t, q, 6e-6, 4e-6, k, mat.volumetric_heat_capacity)
         assert np.interp(t, times, rise) == pytest.approx(exact - depth, rel=0.01)
