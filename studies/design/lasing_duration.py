@@ -246,19 +246,7 @@ def run(
         "heat_fraction_origin": origin,
         **_summary(vs_intensity, vs_substrate),
     }
-    write_csv(out / "lasing_duration_vs_intensity.csv", rows=vs_intensity, comm=comm)
-    write_csv(out / "lasing_duration_vs_substrate.csv", rows=vs_substrate, comm=comm)
-    write_csv(out / "lasing_duration_histories.csv", rows=_histories(by_case), comm=comm)
-    meta = provenance(
-        comm,
-        inputs={"intensities_kw_cm2": intensities, "cases": [c.__dict__ for c in cases]},
-        started=t0,
-        quick=quick,
-        dofs={f"{c.film}/{c.substrate}": by_case[c]["dofs"] for c in cases},
-    )
-    write_json(
-        out / "lasing_duration.json", {"summary": summary, "notes": notes(), **meta}, comm=comm
-    )
+    _write(out, comm, summary, intensities, by_case, vs_intensity, vs_substrate, t0, quick, spec)
     if comm.rank == 0:
         logger.info(
             "lasing_duration: inorganic on MgF2 at 88 kW/cm2 lases %.3g us (paper 1.8 us)",
@@ -309,31 +297,9 @@ def run_device(
         "device_duration_us": own["lasing_duration_us"],
         "device_lases_cw": own["lases_cw"],
         "device_thermal_resistance_k_cm2_per_kw": own["thermal_resistance_k_cm2_per_kw"],
-        "by_substrate": {
-            r["substrate"]: {
-                "lasing_duration_us": r["lasing_duration_us"],
-                "lases_cw": r["lases_cw"],
-                "thermal_resistance_k_cm2_per_kw": r["thermal_resistance_k_cm2_per_kw"],
-                "threshold_factor": r["threshold_factor"],
-                "mode_kind": r["mode_kind"],
-            }
-            for r in vs_substrate
-        },
+        "by_substrate": {r["substrate"]: _substrate_summary(r) for r in vs_substrate},
     }
-    write_csv(out / "lasing_duration_vs_intensity.csv", rows=vs_intensity, comm=comm)
-    write_csv(out / "lasing_duration_vs_substrate.csv", rows=vs_substrate, comm=comm)
-    write_csv(out / "lasing_duration_histories.csv", rows=_histories(by_case), comm=comm)
-    meta = provenance(
-        comm,
-        inputs={"intensities_kw_cm2": intensities, "cases": [c.__dict__ for c in cases]},
-        started=t0,
-        quick=quick,
-        device=spec.to_dict(),
-        dofs={f"{c.film}/{c.substrate}": by_case[c]["dofs"] for c in cases},
-    )
-    write_json(
-        out / "lasing_duration.json", {"summary": summary, "notes": notes(), **meta}, comm=comm
-    )
+    _write(out, comm, summary, intensities, by_case, vs_intensity, vs_substrate, t0, quick, spec)
     if comm.rank == 0:
         logger.info(
             "lasing_duration: %s at %g kW/cm2 lases %.3g us",
@@ -363,16 +329,52 @@ def _summary(
         "inorganic_mgf2_88_duration_us": paper_row["lasing_duration_us"],
         "paper_inorganic_mgf2_88_duration_us": PAPER_DURATION_US,
         "by_substrate_88": {
-            f"{r['film']}/{r['substrate']}": {
-                "lasing_duration_us": r["lasing_duration_us"],
-                "lases_cw": r["lases_cw"],
-                "thermal_resistance_k_cm2_per_kw": r["thermal_resistance_k_cm2_per_kw"],
-                "threshold_factor": r["threshold_factor"],
-                "mode_kind": r["mode_kind"],
-            }
-            for r in vs_substrate
+            f"{r['film']}/{r['substrate']}": _substrate_summary(r) for r in vs_substrate
         },
     }
+
+
+SUBSTRATE_KEYS = (
+    "lasing_duration_us",
+    "lases_cw",
+    "thermal_resistance_k_cm2_per_kw",
+    "threshold_factor",
+    "mode_kind",
+)
+"""What the summary keeps of each substrate's row at the reference intensity."""
+
+
+def _substrate_summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: row[k] for k in SUBSTRATE_KEYS}
+
+
+def _write(
+    out: Path,
+    comm: MPI.Comm,
+    summary: dict[str, Any],
+    intensities: list[float],
+    by_case: dict[Case, dict[str, Any]],
+    vs_intensity: list[dict[str, Any]],
+    vs_substrate: list[dict[str, Any]],
+    t0: float,
+    quick: bool,
+    spec: StudyDevice,
+) -> None:
+    """The study's three tables and its JSON (summary, notes, provenance naming the device)."""
+    write_csv(out / "lasing_duration_vs_intensity.csv", rows=vs_intensity, comm=comm)
+    write_csv(out / "lasing_duration_vs_substrate.csv", rows=vs_substrate, comm=comm)
+    write_csv(out / "lasing_duration_histories.csv", rows=_histories(by_case), comm=comm)
+    meta = provenance(
+        comm,
+        inputs={"intensities_kw_cm2": intensities, "cases": [c.__dict__ for c in by_case]},
+        started=t0,
+        quick=quick,
+        device=spec.to_dict(),
+        dofs={f"{c.film}/{c.substrate}": r["dofs"] for c, r in by_case.items()},
+    )
+    write_json(
+        out / "lasing_duration.json", {"summary": summary, "notes": notes(), **meta}, comm=comm
+    )
 
 
 def _histories(by_case: dict[Case, dict[str, Any]]) -> list[dict[str, Any]]:
