@@ -6,6 +6,8 @@ from __future__ import annotations
 import gc
 import shutil
 import tempfile
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from mpi4py import MPI
@@ -71,6 +73,18 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None):
 
 
 # -- shared helpers (import them with `from conftest import ...`) ------------------------------
+
+
+def on_rank0(check: Callable[[], None]) -> None:
+    """Run rank-0 assertions; a failure fails every rank (rank 0 alone would hang the rest)."""
+    error = None
+    if MPI.COMM_WORLD.rank == 0:
+        try:
+            check()
+        except AssertionError as exc:
+            error = f"{exc!r}\n{traceback.format_exc()}"
+    error = MPI.COMM_WORLD.bcast(error, root=0)
+    assert error is None, error
 
 
 def structured_mesh(

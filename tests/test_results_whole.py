@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 import os
 import stat
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 from mpi4py import MPI
 
 import pytest
+from conftest import on_rank0
 
 import cqdlaser
 from cqdlaser.geometry.errors import ConfigError
@@ -47,18 +46,6 @@ def _names(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()}
 
 
-def _on_rank0(check: Callable[[], None]) -> None:
-    """Run rank-0 assertions; a failure fails every rank (rank 0 alone would hang the rest)."""
-    error = None
-    if MPI.COMM_WORLD.rank == 0:
-        try:
-            check()
-        except AssertionError as exc:
-            error = f"{exc!r}\n{traceback.format_exc()}"
-    error = MPI.COMM_WORLD.bcast(error, root=0)
-    assert error is None, error
-
-
 @pytest.fixture
 def umask_022():
     old = os.umask(0o022)
@@ -85,7 +72,7 @@ def test_interrupted_run_leaves_nothing_under_the_final_names(
         # the field series stopped half-way keeps its temporary name
         assert {p.name for p in (out / staging).iterdir()} == {".temperature.bp.tmp"}
 
-    _on_rank0(logged_and_partial)
+    on_rank0(logged_and_partial)
     # a complete run publishes; an interrupted rerun leaves the complete result as it was
     first = cqdlaser.heat(device, out=out, force=True)
     assert TRANSIENT <= _names(out) and first.status == "complete"
@@ -116,7 +103,7 @@ def test_steady_into_a_transient_folder(shared_tmp: Path, capsys: pytest.Capture
     def one_line() -> None:
         assert len(err.strip().splitlines()) == 1 and "--force" in err
 
-    _on_rank0(one_line)
+    on_rank0(one_line)
     assert _names(out) == TRANSIENT
     assert main([*argv, "--force", "--json"]) == 0
     assert _names(out) == STEADY
@@ -151,7 +138,7 @@ def test_files_follow_the_umask(shared_tmp: Path, umask_022: None) -> None:
         for path in (written, *figures):
             assert stat.S_IMODE(path.stat().st_mode) == 0o644, path.name
 
-    _on_rank0(table)
+    on_rank0(table)
 
 
 GLASS = Path(__file__).parent.parent / "studies" / "configs" / "ase_inorganic_glass.toml"

@@ -10,8 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 
 from mpi4py import MPI
@@ -19,6 +17,7 @@ from mpi4py import MPI
 import h5py
 import numpy as np
 import pytest
+from conftest import on_rank0
 from test_heat import FILM_ON_MGF2, film_source, flat_box
 
 import cqdlaser
@@ -58,18 +57,6 @@ def kill_after(steps: int):
             raise Killed
 
     return callback
-
-
-def _on_rank0(check: Callable[[], None]) -> None:
-    """Run rank-0 assertions; a failure fails every rank (rank 0 alone would hang the rest)."""
-    error = None
-    if MPI.COMM_WORLD.rank == 0:
-        try:
-            check()
-        except AssertionError as exc:
-            error = f"{exc!r}\n{traceback.format_exc()}"
-    error = MPI.COMM_WORLD.bcast(error, root=0)
-    assert error is None, error
 
 
 def _fields(path: Path) -> np.ndarray | None:
@@ -121,7 +108,7 @@ def test_resume_ends_where_an_uninterrupted_run_ends(shared_tmp: Path) -> None:
         )
         assert (run / "heat.csv").read_text() == (shared_tmp / "reference" / "heat.csv").read_text()
 
-    _on_rank0(compare)
+    on_rank0(compare)
     assert resumed.energy_balance_error_j == pytest.approx(
         reference.energy_balance_error_j, rel=1e-6, abs=1e-18
     )

@@ -298,24 +298,15 @@ def fig4d(
             :data:`SUBSTRATES` (bare, or under the same claddings).
     """
     spec = study_device(device, "fig4d", comm, config=LASER)
-    if not spec.is_paper:
-        cases = device_cases(spec.device)
-        return run_cases(
-            "fig4d",
-            cases,
-            out,
-            quick=quick,
-            comm=comm,
-            calibration=calibration,
-            summarize=_summarize_curves,
-            spec=spec,
+    if spec.is_paper:
+        pump = ("pump.intensity_kw_cm2=50", "laser.threshold_kw_cm2=50")
+        cases = _both(
+            [Case(label, config, (*over, *pump)) for label, (config, over) in SUBSTRATES.items()],
+            quick,
         )
-    pump = ("pump.intensity_kw_cm2=50", "laser.threshold_kw_cm2=50")
-    cases = _both(
-        [Case(label, config, (*over, *pump)) for label, (config, over) in SUBSTRATES.items()],
-        quick,
-    )
-    summary = run_cases(
+    else:
+        cases = device_cases(spec.device)
+    return run_cases(
         "fig4d",
         cases,
         out,
@@ -325,7 +316,6 @@ def fig4d(
         summarize=_summarize_curves,
         spec=spec,
     )
-    return summary
 
 
 DEVICE = "device"
