@@ -95,10 +95,10 @@ def test_missing_data_cli_one_line_exit_2(tmp_path: Path) -> None:
     assert not (tmp_path / "o").exists()
 
 
-def test_design_studies_use_the_device_default(tmp_path: Path) -> None:
-    eta, origin = study_heat_fraction(tmp_path / "lasing_duration")
+def test_design_studies_use_the_device_default() -> None:
+    eta, origin = study_heat_fraction()
     assert (eta, origin) == (_eta(load_device(PAPER)), "calibrated")
-    assert study_heat_fraction(tmp_path, given=0.05) == (0.05, "given")
+    assert study_heat_fraction(0.05) == (0.05, "given")
 
 
 def test_csv_metadata_lines(tmp_path: Path) -> None:

@@ -409,9 +409,7 @@ def run(
     t0 = time.perf_counter()
     spec = study_device(device, "cw_feasibility", comm, config=BASE_CONFIG)
     frame = Frame.of(spec)
-    heat_fraction, origin = study_heat_fraction(
-        out, quick, comm, given=heat_fraction, device=spec.device
-    )
+    heat_fraction, origin = study_heat_fraction(heat_fraction, spec.device)
     grid = frame.grid(QUICK if quick else FULL, quick)
     gamma_ref = reference_confinement(frame.base)
     evaluated = evaluated_designs(grid, gamma_ref, heat_fraction, comm, frame)

@@ -218,7 +218,7 @@ def run(
     spec = study_device(device, "lasing_duration", comm, config=FILMS["inorganic"])
     if not spec.is_paper:
         return run_device(out, spec, quick=quick, comm=comm, heat_fraction=heat_fraction)
-    heat_fraction, origin = study_heat_fraction(out, quick, comm, given=heat_fraction)
+    heat_fraction, origin = study_heat_fraction(heat_fraction)
     intensities = sorted({*np.arange(55.0, 200.0 + 1e-9, 5.0).tolist(), REFERENCE_INTENSITY_KW_CM2})
     cases = [Case(film, "mgf2") for film in FILMS]
     cases += [Case(film, s) for film in FILMS for s in SUBSTRATES if s != "mgf2"]
@@ -273,7 +273,7 @@ def run_device(
     """
     t0 = time.perf_counter()
     d = spec.device
-    eta, origin = study_heat_fraction(out, quick, comm, given=heat_fraction, device=d)
+    eta, origin = study_heat_fraction(heat_fraction, d)
     film = d.film.material
     reference = d.pump.intensity_kw_cm2
     scale = d.laser.threshold_kw_cm2 / PAPER_THRESHOLD_KW_CM2

@@ -337,21 +337,15 @@ def default_calibration_path(out: Path) -> Path:
 
 
 def study_heat_fraction(
-    out: Path,
-    quick: bool = False,
-    comm: MPI.Comm = MPI.COMM_WORLD,
-    given: float | None = None,
-    device: Device | None = None,
+    given: float | None = None, device: Device | None = None
 ) -> tuple[float, str]:
     """The heat fraction a design study uses, and where it comes from.
 
     ``given`` when a caller fixes it, else the device's own (default: the paper's laser):
     ``pump.heat_fraction`` or its ``pump.heat_fraction_model`` (by default the film material's
     calibrated value, which this study re-fits: :func:`stored_heat_fraction_check`). So a study
-    and ``cqdlaser heat``/``lasing`` on the same config use the same number. ``out``, ``quick``
-    and ``comm`` are kept for the callers' signature.
+    and ``cqdlaser heat``/``lasing`` on the same config use the same number.
     """
-    del out, quick, comm
     if given is not None:
         return given, "given"
     device = device if device is not None else paper_device(LASER)
