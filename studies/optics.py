@@ -165,7 +165,9 @@ def mode_table(
     and leakage, exact), confinement per region and in the gain material. A guided mode is also
     solved by the FEM stack solver (:func:`stack_mode_table`), which gives its group index, Bragg
     estimate and field profiles (``out``) and checks the root: ``fem_n_eff`` and
-    ``first_order_loss_per_cm`` (from Im eps) beside the exact values; a leaky mode has None there.
+    ``first_order_loss_per_cm`` (from Im eps) beside the exact values. They are None for a leaky
+    mode, and for a strongly lossy guided mode (a metal's plasmon-like TM modes) whose real-eps FEM
+    mode lies more than :data:`FEM_MATCH` away.
     """
     exact = device_modes(device, tuple(polarisations))
     guided = tuple(

@@ -261,7 +261,8 @@ class StackModeResult(_Row):
     the pillars). A guided mode is also the FEM stack solver's: ``fem_n_eff``,
     ``first_order_loss_per_cm`` (from Im eps), ``group_index`` and, for a grating device, the
     second-order Bragg estimate ``bragg_wavelength_nm`` = n_eff Lambda and its thermo-optic drift
-    ``bragg_shift_nm_per_k``; a leaky mode has None there.
+    ``bragg_shift_nm_per_k``; None there for a leaky mode, and for a strongly lossy guided mode
+    whose real-permittivity FEM mode differs by more than 1e-3 in n_eff.
     """
 
     polarisation: str
