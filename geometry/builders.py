@@ -32,7 +32,8 @@ def build_mesh(
 
     Args:
         device: The device description.
-        kind: One of ``stack``, ``cross-section``, ``cell``, ``device``, ``axisymmetric``.
+        kind: One of ``stack``, ``cross-section``, ``cell``, ``quarter-cell``, ``device``,
+            ``axisymmetric``.
         comm: Communicator.
         resolved: For ``device``: resolve the pillars under the spot instead of homogenising.
         optical: For ``stack`` and ``cell``: the optical (truncated, with cover) variant, or the
@@ -55,6 +56,10 @@ def build_mesh(
         return build_cell(
             device, comm, optical=True if optical is None else optical, msh_file=msh_file
         )
+    if kind == "quarter-cell":
+        from cqdlaser.geometry.quarter_cell import build_quarter_cell
+
+        return build_quarter_cell(device, comm, msh_file=msh_file)
     if kind == "device":
         from cqdlaser.geometry.device_mesh import build_device
 

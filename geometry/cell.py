@@ -108,7 +108,7 @@ def _mesh_cell(model: Any, device: Device, layers: tuple[Layer, ...]) -> None:
         model.addPhysicalGroup(2, sides[side], name=name)
     _set_corner_curves(model, device, layers, tol)
     _set_pillar_curves(model, device, layers, pillar_tags, tol)
-    _set_cell_sizes(model, device, layers, pieces)
+    set_cell_sizes(model, device, layers, pieces)
     mesh.generate(3)
     scale_to_si(model)
 
@@ -194,10 +194,11 @@ def _set_pillar_curves(
         model.mesh.setTransfiniteCurve(tag, n + 1)
 
 
-def _set_cell_sizes(
+def set_cell_sizes(
     model: Any, device: Device, layers: tuple[Layer, ...], pieces: dict[str, list[int]]
 ) -> None:
-    """Uniform sizes in the guiding layers and around the pillar, graded sizes elsewhere."""
+    """Uniform sizes in the guiding layers and around the pillar (centred at x = y = 0), graded
+    sizes elsewhere; ``pieces``: each layer's volume tags. Also the quarter cell's."""
     grating = require_grating(device, "cell")
     period = grating.period / UNIT
     radius = grating.pillar_radius / UNIT

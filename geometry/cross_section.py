@@ -52,15 +52,25 @@ def require_grating(device: Device, kind: str) -> Grating:
     return device.grating
 
 
-def optical_layers(device: Device) -> tuple[Layer, ...]:
+def optical_layers(device: Device, *, pml: bool = False) -> tuple[Layer, ...]:
     """The layer stack truncated for optics: the substrate cut ``mesh.optical_padding_um`` below
-    z = 0 and an air ``cover`` of the same thickness on top (as the optical 1D stack)."""
+    z = 0 and an air ``cover`` of the same thickness on top (as the optical 1D stack); with
+    ``pml``, both continued by ``mesh.pml_thickness_um`` for the perfectly matched layers
+    (:func:`pml_levels`)."""
     layers = list(layer_stack(device))
     pad = device.mesh.optical_padding_um * 1e-6
+    extra = device.mesh.pml_thickness_um * 1e-6 if pml else 0.0
     sub = layers[0]
-    layers[0] = Layer(sub.name, sub.material, -pad, sub.z_top)
-    layers.append(Layer("cover", "air", layers[-1].z_top, layers[-1].z_top + pad))
+    layers[0] = Layer(sub.name, sub.material, -pad - extra, sub.z_top)
+    layers.append(Layer("cover", "air", layers[-1].z_top, layers[-1].z_top + pad + extra))
     return tuple(layers)
+
+
+def pml_levels(device: Device) -> dict[str, float]:
+    """Where the perfectly matched layers of the open optical meshes begin (m): ``pml_bottom``
+    (the substrate below it is PML) and ``pml_top`` (the cover above it is PML)."""
+    layers = optical_layers(device)
+    return {"pml_bottom": layers[0].z_bottom, "pml_top": layers[-1].z_top}
 
 
 def core_extent(device: Device) -> tuple[float, float]:
@@ -144,7 +154,7 @@ def layer_grading(device: Device, layer: Layer) -> Grading:
     below = layer.z_top <= z0 + 1e-15
     side = [
         la
-        for la in optical_layers(device)
+        for la in optical_layers(device, pml=layer not in optical_layers(device))
         if la.name not in CORE_LAYERS and (la.z_top <= z0 + 1e-15) == below
     ]
     side.sort(key=lambda la: -la.z_top if below else la.z_bottom)
@@ -287,13 +297,20 @@ def scale_to_si(model: object) -> None:
 
 
 def build_cross_section(
-    device: Device, comm: MPI.Comm = MPI.COMM_WORLD, *, msh_file: str | None = None
+    device: Device,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+    *,
+    pml: bool = False,
+    msh_file: str | None = None,
 ) -> MeshData:
     """Mesh one period of the DFB's x-z section (x[0] = x, x[1] = z, m), periodic in x.
 
     Args:
         device: The device description; it must have a [grating].
         comm: Communicator the mesh is distributed over (Gmsh runs on its rank 0).
+        pml: Continue the substrate and cover by ``mesh.pml_thickness_um`` for perfectly
+            matched layers; ``z_levels`` then also has ``pml_bottom`` and ``pml_top``
+            (:func:`pml_levels`).
         msh_file: Also write the Gmsh mesh to this file.
 
     Returns:
@@ -306,7 +323,8 @@ def build_cross_section(
         ConfigError: The device has no grating.
     """
     grating = require_grating(device, "cross-section")
-    layers = optical_layers(device)
+    layers = optical_layers(device, pml=pml)
+    levels = z_levels(layers) | (pml_levels(device) if pml else {})
     with gmsh_model(comm, "cross-section") as model:
         if model is not None:
             _mesh_cross_section(model, device, layers)
@@ -316,7 +334,7 @@ def build_cross_section(
             gdim=2,
             kind="cross-section",
             periodic=(PeriodicPair("periodic_x_min", "periodic_x_max", (grating.period, 0.0)),),
-            z_levels=z_levels(layers),
+            z_levels=levels,
             msh_file=msh_file,
         )
 

@@ -774,7 +774,9 @@ class MeshResolution(_Validated):
     pillar diameter; ``grading`` the growth ratio of element sizes away from the film.
     ``lateral_extent_um`` is the half-width of the thermal domain (default: the substrate
     thickness);
-    ``optical_padding_um`` how far optical meshes extend above and below the guiding layers.
+    ``optical_padding_um`` how far optical meshes extend above and below the guiding layers;
+    ``pml_thickness_um`` and ``pml_strength`` the perfectly matched layers beyond that padding on
+    the open band-edge meshes.
     """
 
     section: ClassVar[str] = "mesh"
@@ -823,6 +825,24 @@ class MeshResolution(_Validated):
         default=2.0,
         metadata=_num(
             0.1, 100, doc="How far optical meshes extend above and below the guiding layers."
+        ),
+    )
+    pml_thickness_um: float = field(
+        default=1.0,
+        metadata=_num(
+            0.05,
+            20,
+            doc="Thickness of the perfectly matched layers that continue the optical padding "
+            "below and above the open band-edge meshes (cross-section and quarter cell).",
+        ),
+    )
+    pml_strength: float = field(
+        default=4.0,
+        metadata=_num(
+            0.1,
+            100,
+            doc="Largest imaginary part sigma_max of the PMLs' coordinate stretch "
+            "s = 1 + i sigma_max (depth / thickness)^2.",
         ),
     )
     resolved_pillars_um: float | None = field(

@@ -39,7 +39,7 @@ from dolfinx.io import XDMFFile
 from cqdlaser.geometry import vtkhdf
 from cqdlaser.geometry.errors import unknown_name
 
-KINDS = ("stack", "cross-section", "cell", "device", "axisymmetric")
+KINDS = ("stack", "cross-section", "cell", "quarter-cell", "device", "axisymmetric")
 
 
 @dataclass(frozen=True)

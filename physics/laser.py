@@ -140,6 +140,56 @@ def optical_threshold_factor(
     )
 
 
+def q_loss_per_cm(quality_factor: float, wavelength: float, gain_index: float) -> float:
+    r"""The loss of a standing-wave (band-edge) mode of quality factor Q as a gain per unit length
+    of the gain medium that would balance it: :math:`\alpha = k_0 n_g / Q` (1/cm).
+
+    A material gain g in a medium of index n makes a mode's energy grow at the rate
+    :math:`(c/n)\,g\,\Gamma` (:math:`\Gamma` the mode's electric-energy share in that medium);
+    a mode of quality factor Q decays at :math:`\omega/Q`. Threshold:
+    :math:`\Gamma g = k_0 n / Q`.
+
+    Args:
+        quality_factor: Q (inf: no loss).
+        wavelength: Vacuum wavelength (m).
+        gain_index: Refractive index n of the gain medium.
+    """
+    if quality_factor == math.inf:
+        return 0.0
+    return 2.0 * math.pi * gain_index / (wavelength * quality_factor) / 100.0
+
+
+def band_edge_threshold_gain(
+    gain_confinement: float,
+    quality_factor: float,
+    wavelength: float,
+    gain_index: float,
+    internal_loss_per_cm: float,
+) -> float:
+    r"""Threshold material gain of a band-edge mode (1/cm):
+    :math:`g_{th} = (\alpha_{int} + k_0 n / Q) / \Gamma`.
+
+    Its losses are those of its Q (radiation and absorption together,
+    :func:`q_loss_per_cm`) and the loss the model does not resolve, ``internal_loss_per_cm``
+    (``[laser] loss_budget_per_cm``: the film's internal loss and the finite grating's in-plane
+    leakage, the reference laser's budget). Against the reference laser's
+    :math:`g_{ref} = \alpha_{int}/\Gamma_{ref}` this is :func:`optical_threshold_factor` with
+    :math:`\alpha = k_0 n/Q`.
+
+    Args:
+        gain_confinement: Gamma, the mode's electric-energy share in the gain material (<= 0 or
+            NaN: the mode sees no gain, infinite threshold).
+        quality_factor: Q of the mode's radiation and absorption.
+        wavelength: Vacuum wavelength (m).
+        gain_index: Refractive index of the gain material.
+        internal_loss_per_cm: alpha_int (1/cm).
+    """
+    if not gain_confinement > 0.0:
+        return math.inf
+    alpha = q_loss_per_cm(quality_factor, wavelength, gain_index)
+    return (internal_loss_per_cm + alpha) / gain_confinement
+
+
 @dataclass(frozen=True)
 class LasingOptics:
     """The lasing mode of a device's planar stack and the threshold factor it implies.

@@ -49,7 +49,7 @@ __all__ = [
     "run_study",
 ]
 
-MESH_KINDS = ("stack", "cross-section", "cell", "device", "axisymmetric")
+MESH_KINDS = ("stack", "cross-section", "cell", "quarter-cell", "device", "axisymmetric")
 MESH_FILES = ("mesh.xdmf", "mesh.h5", "mesh.vtkhdf", "mesh.msh", "markers.json", "info.json")
 MODES_FILES = ("modes.json", "modes.csv", "modes.bp", "modes.vtkhdf")
 BANDS_FILES = ("bands.json", "band_edges.bp", "band_edges.vtkhdf")
@@ -402,25 +402,32 @@ def bands(
     comm: MPI.Comm | None = None,
     out: str | Path | None = None,
 ) -> BandsResult:
-    """DFB band edges at the Gamma point nearest the Bragg estimate.
+    """DFB band edges near the second-order Bragg condition, with Q and the lasing mode.
 
-    Solves -div grad u = k0^2 n(x)^2 u (TE; the TM form for TM) on the periodic cross-section
-    (2D) or unit cell (3D, scalar), by shift-invert around the Bragg estimate 2 n_eff Lambda / 2.
+    Every band edge at the Gamma point with its Q, symmetry class and threshold gain, and the
+    mode of least threshold gain (:mod:`studies.band_edges`).
+
+    ``kind``: ``"cross-section"``, the periodic 2D section with perfectly matched layers above
+    and below, TE or TM (seconds); ``"cell"``, the 3D unit cell with the scalar equation in a
+    closed box (no Q, no lasing mode; for comparison); ``"vector"``, the 3D quarter cell with
+    Nedelec elements and PMLs, both families and every C4v class (minutes): the lasing mode.
 
     Args:
         device: A device with a ``[grating]``.
-        kind: ``"cross-section"`` (2D, TE or TM) or ``"cell"`` (3D, scalar).
-        polarisation: ``"TE"`` or ``"TM"`` (default ``optics.polarisation``).
-        n_bands: Number of band edges to find.
+        kind: ``"cross-section"``, ``"cell"`` or ``"vector"``.
+        polarisation: ``"TE"`` or ``"TM"`` (default ``optics.polarisation``; ignored by
+            ``vector``, which finds both).
+        n_bands: Number of band edges to find (2D and cell; ``vector`` returns every edge
+            within 4 % of the TE and TM Bragg estimates).
         comm: Communicator.
         out: Output folder for bands.json and the band-edge fields (None: no files).
     """
-    from cqdlaser.studies.optics import band_edge_table
+    from cqdlaser.studies.band_edges import KINDS, band_edge_table
 
     if device.grating is None:
         raise ConfigError("grating", None, "band edges need a [grating] section")
-    if kind not in ("cross-section", "cell"):
-        raise unknown_name("kind", kind, ("cross-section", "cell"))
+    if kind not in KINDS:
+        raise unknown_name("kind", kind, KINDS)
     if polarisation not in (None, "TE", "TM"):
         raise ConfigError("polarisation", polarisation, "must be 'TE' or 'TM'")
     if not (isinstance(n_bands, int) and 1 <= n_bands <= 64):
@@ -443,7 +450,9 @@ def _bands_result(device: Device, raw: dict[str, Any], comm: MPI.Comm, t0: float
         kind=raw["kind"],
         polarisation=raw["polarisation"],
         bragg_estimate_nm=raw["bragg_estimate_nm"],
+        window_nm=None if raw["window_nm"] is None else tuple(raw["window_nm"]),
         band_edges=tuple(BandEdgeResult(**row) for row in raw["band_edges"]),
+        lasing_mode=raw["lasing_mode"],
         dofs=raw["dofs"],
         iterations=raw["iterations"],
         device=device,

@@ -293,15 +293,36 @@ def cmd_bands(args: argparse.Namespace) -> dict[str, Any]:
     )
     for e in r.band_edges:
         table.info(
-            "  %9.3f nm  %-4s x%d  gain confinement %.3f  radiation %.2g  %+.4f nm/K",
+            "  %9.3f nm  %-7s %-5s x%d %-5s Q %-9s gain confinement %.3f  threshold gain %s  "
+            "%+.4f nm/K",
             e.wavelength_nm,
+            e.family,
             e.symmetry,
             e.degeneracy,
+            "dark" if e.dark else "",
+            _maybe(e.q_factor, "%.4g", "closed" if r.kind == "cell" else "unbounded"),
             e.gain_confinement,
-            e.radiation_fraction,
+            _maybe(e.threshold_gain_per_cm, "%.4g/cm", "-"),
             e.thermal_shift_nm_per_k,
         )
+    m = r.lasing_mode
+    if m is None:
+        table.info("lasing mode: none (the closed scalar cell has no Q)")
+    else:
+        table.info(
+            "lasing mode: %.3f nm, %s %s, threshold gain %.4g/cm (x%.3g the reference laser's)",
+            m["wavelength_nm"],
+            m["family"],
+            m["symmetry"],
+            m["threshold_gain_per_cm"],
+            m["threshold_factor"],
+        )
     return r.to_dict()
+
+
+def _maybe(value: float | None, form: str, missing: str) -> str:
+    """``form % value``, or ``missing`` for None."""
+    return missing if value is None else form % value
 
 
 def cmd_list(args: argparse.Namespace) -> dict[str, Any]:
@@ -471,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kind",
         default="axisymmetric",
-        choices=["stack", "cross-section", "cell", "device", "axisymmetric"],
+        choices=["stack", "cross-section", "cell", "quarter-cell", "device", "axisymmetric"],
     )
     p.add_argument(
         "--resolved", action="store_true", help="device kind: resolve the pillars under the spot"
@@ -514,7 +535,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add("lasing", cmd_lasing, config=True)
     p = add("bands", cmd_bands, config=True)
-    p.add_argument("--kind", default="cross-section", choices=["cross-section", "cell"])
+    p.add_argument(
+        "--kind",
+        default="cross-section",
+        choices=["cross-section", "cell", "vector"],
+        help="cross-section: 2D, open, TE or TM (seconds); cell: 3D scalar, closed box, no Q; "
+        "vector: 3D full-vector quarter cell, open, both families and every symmetry class "
+        "(minutes)",
+    )
     p.add_argument(
         "--polarisation",
         default=None,

@@ -14,7 +14,9 @@ Array names:
   snapshot at its time (s); ``steady_temperature.*`` (``--steady``): ``temperature`` (K).
 - ``band_edges.*`` (``cqdlaser bands``): ``band_edge_0``, ``band_edge_1``, ... in the order of
   ``band_edges`` in the JSON (the mode field, max |u| = 1), with the field data
-  ``band_edge_<i>_wavelength_nm``.
+  ``band_edge_<i>_wavelength_nm``; for ``--kind vector`` the quarter cell's complex E as
+  ``band_edge_<i>_re`` and ``band_edge_<i>_im`` (vectors, peak |E| about 1), with
+  ``band_edge_<i>_wavelength_nm`` and ``band_edge_<i>_q_factor``.
 - stack modes (:func:`write_mode_fields`): ``TE0``, ``TE1``, ``TM0``, ... (polarisation and
   order; ``E_y`` for TE, ``H_y`` for TM, max = 1), with the field data ``<name>_n_eff``.
 
@@ -55,6 +57,7 @@ from cqdlaser.geometry.meshdata import MeshData
 if TYPE_CHECKING:
     from cqdlaser.physics.bands import BandEdge
     from cqdlaser.physics.modes import Mode
+    from cqdlaser.physics.vector_bands import VectorBandEdge
 
 __all__ = [
     "FieldSeries",
@@ -223,6 +226,38 @@ def write_band_edge_fields(
             for name, edge in zip(names, edges, strict=True)
         },
     )
+
+
+def write_vector_band_edge_fields(
+    path: str | Path, edges: Sequence[VectorBandEdge], mesh_data: MeshData | None = None
+) -> tuple[Path, Path]:
+    """Write full-vector band-edge modes as ``band_edge_<i>_re`` and ``band_edge_<i>_im`` (the
+    real and imaginary parts of E on the quarter cell, discontinuous P2 vectors in the ``.bp``),
+    with ``band_edge_<i>_wavelength_nm`` and ``band_edge_<i>_q_factor`` (collective).
+
+    Args:
+        path: The files' path, without suffix (``band_edges``).
+        edges: Band edges of one :func:`~cqdlaser.physics.vector_bands.vector_band_edges` call.
+        mesh_data: The quarter-cell mesh (adds ``region``).
+
+    Returns:
+        The ``.bp`` folder and the ``.vtkhdf`` file.
+    """
+    if not edges:
+        raise ValueError("no band edges to write")
+    msh = edges[0].field_re.function_space.mesh
+    degree = edges[0].field_re.function_space.ufl_element().embedded_superdegree
+    space = fem.functionspace(msh, ("Discontinuous Lagrange", degree, (msh.geometry.dim,)))
+    fields: dict[str, fem.Function] = {}
+    data: dict[str, float] = {}
+    for i, edge in enumerate(edges):
+        for part, source in (("re", edge.field_re), ("im", edge.field_im)):
+            f = fem.Function(space)
+            f.interpolate(source)
+            fields[f"band_edge_{i}_{part}"] = f
+        data[f"band_edge_{i}_wavelength_nm"] = edge.wavelength * 1e9
+        data[f"band_edge_{i}_q_factor"] = edge.q_factor
+    return write_fields(path, fields, mesh_data=mesh_data, field_data=data)
 
 
 def write_mode_fields(

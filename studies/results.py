@@ -342,11 +342,18 @@ class BandEdgeResult(_Row):
 
     wavelength_nm: float
     polarisation: str
+    family: str
     symmetry: str
     degeneracy: int
+    dark: bool
     confinement: Mapping[str, float]
     gain_confinement: float
     radiation_fraction: float
+    q_factor: float | None
+    q_flux: float | None
+    q_absorption: float | None
+    threshold_gain_per_cm: float | None
+    threshold_factor: float | None
     thermal_shift_nm_per_k: float
 
 
@@ -357,7 +364,9 @@ class BandsResult(_Result):
     kind: str
     polarisation: str
     bragg_estimate_nm: float
+    window_nm: tuple[float, float] | None
     band_edges: tuple[BandEdgeResult, ...]
+    lasing_mode: Mapping[str, Any] | None
     dofs: int | None
     iterations: int | None
     device: Device | None = field(default=None, repr=False)

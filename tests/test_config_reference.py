@@ -29,6 +29,7 @@ DIMENSIONLESS = {
     "heat_fraction_calibrated",
     "reference_gain_confinement",
     "step_growth",
+    "pml_strength",
     "slope_efficiency",
     "scale",
     "film_elements",

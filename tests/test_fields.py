@@ -26,7 +26,7 @@ from cqdlaser.studies.fields import (
     write_mesh_vtkhdf,
     write_mode_fields,
 )
-from cqdlaser.studies.optics import band_edge_table
+from cqdlaser.studies.band_edges import band_edge_table
 from cqdlaser.studies.thermal import heat_mesh, run_heat
 
 pyvista = pytest.importorskip("pyvista")
