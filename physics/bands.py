@@ -19,23 +19,73 @@ real part of the relative permittivity of each region:
   index steps); it keeps the lattice symmetry and the folding of the four waves exactly but not the
   vector polarisation of the modes.
 
-The field vanishes on the truncation (``top``, ``bottom``, far above and below the guiding layers)
-and is periodic across ``periodic_*`` faces (:mod:`physics.periodic`, ``P^T A P``). The truncation
-also turns the vertical radiation continuum into a discrete set of "box" modes; those are told
-apart by their share of :math:`|u|^2` in the outer half of the padding (``radiation_fraction``),
-which is exponentially small for guided band edges and about that half's share of the volume for
-box modes. Band edges that do not couple to vertical waves (2D: odd in x; 3D scalar: B and E) are
+**Closed meshes** (the 3D cell, and the cross-section built without PMLs). The field vanishes on
+the truncation (``top``, ``bottom``, far above and below the guiding layers) and is periodic
+across ``periodic_*`` faces (:mod:`physics.periodic`, ``P^T A P``). The truncation also turns the
+vertical radiation continuum into a discrete set of "box" modes; those are told apart by their
+share of :math:`|u|^2` in the outer half of the padding (``radiation_fraction``), which is
+exponentially small for guided band edges and about that half's share of the volume for box
+modes. Band edges that do not couple to vertical waves (2D: odd in x; 3D scalar: B and E) are
 bound states and independent of the truncation. Radiating band edges (2D: even; 3D scalar: A) are
 resonances of the open structure; in the closed box they hybridise with nearby box modes, so their
 wavelength depends on ``mesh.optical_padding_um`` (by a few nm for the paper device), not only on
 the mesh: read them as indicative.
 
+**Open cross-section** (``build_cross_section(..., pml=True)``: ``z_levels`` has ``pml_bottom``
+and ``pml_top``). Below ``pml_bottom`` and above ``pml_top`` the vertical coordinate is stretched
+by :math:`s(z) = 1 + i\sigma(z)` (:mod:`physics.pml`; x is not), :math:`\partial_z \to
+s^{-1}\partial_z`, :math:`dz \to s\,dz`, so the outgoing waves of a radiating band edge are
+absorbed instead of reflected. The weak forms become
+
+- TE: :math:`\int (s\,u_x v_x + s^{-1} u_z v_z) = k_0^2 \int \varepsilon\,s\,u v`,
+- TM: :math:`\int \varepsilon^{-1}(s\,u_x v_x + s^{-1} u_z v_z) = k_0^2 \int s\,u v`,
+
+(in 3D every in-plane derivative takes :math:`s`), a complex-symmetric pencil
+:math:`(A_r + iA_i)x = k_0^2 (B_r + iB_i) x`. Its four real parts are assembled from the real
+and imaginary parts of :math:`s` and :math:`1/s` (:func:`physics.pml.stretch_parts`), each
+reduced by the periodic constraint, and solved in the pencil's real form
+(:func:`physics.pml.solve_complex_pencil`); the field is zero at the PMLs' far ends. Each band
+edge then has a complex :math:`k_0` with :math:`\mathrm{Im}\,k_0 \le 0` (time
+:math:`e^{-i\omega t}`): its wavelength is :math:`2\pi/\mathrm{Re}\,k_0` and its radiation
+quality factor :math:`Q = \mathrm{Re}\,\omega/(2|\mathrm{Im}\,\omega|)`. The odd edges stay bound
+(symmetry-protected, :math:`Q = \infty` up to the discretisation) while only the zeroth
+diffraction order is open (:math:`n_\mathrm{sub}, n_\mathrm{cover} < \lambda/\Lambda`); the even
+ones radiate normally to the surface. Both are resonances of the open structure, independent of
+the padding and the PMLs to the discretisation's accuracy: no caveat applies. Modes of the PMLs
+and of the discretised continuum are dropped by the same ``radiation_fraction`` test, the outer
+region now being the outer half of the padding and the PMLs.
+
 The generalised eigenproblem :math:`A x = k_0^2 B x` is solved by SLEPc (Krylov-Schur,
 shift-and-invert about :math:`(2\pi/\lambda_\mathrm{guess})^2`, MUMPS), options prefix ``bands_``.
 
-Confinement of a region: :math:`\int_r |\mathbf E|^2 / \int |\mathbf E|^2`, for TE and the 3D
-scalar field :math:`|u|^2`, for TM :math:`|\nabla H_y|^2/\varepsilon^2` (the electric field,
-as in :mod:`physics.modes`).
+Confinement of a region. Closed meshes: :math:`\int_r |\mathbf E|^2 / \int |\mathbf E|^2`, for TE
+and the 3D scalar field :math:`|u|^2`, for TM :math:`|\nabla H_y|^2/\varepsilon^2` (the electric
+field, as in :mod:`physics.modes`). Open meshes: the electric-energy share outside the PMLs,
+:math:`\int_r \varepsilon|\mathbf E|^2 / \int \varepsilon|\mathbf E|^2` (TE :math:`|E|^2 = |u|^2`,
+TM :math:`|E|^2 \propto |\nabla H_y|^2/\varepsilon^2`), the factor that multiplies a material
+gain in the mode's temporal growth rate (:math:`\delta(\mathrm{Im}\,\omega) = \tfrac{c}{2n_r}
+g\,\Gamma_r` to first order for a small gain :math:`g` in region :math:`r` of index
+:math:`n_r`). That holds exactly for a bound edge; for a radiating one the outgoing wave in the
+padding adds to the denominator a share that grows with the padding, so the factor is good to
+about that share (paper device, scale 1: the even TE edge, Q 78, has a film share of 0.411, 0.357
+and 0.310 with 2, 3 and 4 um of padding, while the first-order growth-rate factor of the complex
+mode, :math:`\mathrm{Re}\int_r \varepsilon u^2 / \int \varepsilon s u^2` (unconjugated, through
+the PMLs), stays 0.590; the even TM edge, Q 410: 0.322 and 0.313 with 2 and 3 um).
+
+Open meshes also give the quality factor from the radiated power, ``q_flux`` :math:`= \omega
+W/P` per period and unit length along y. With :math:`(a, b) = (1, \varepsilon)` (TE) or
+:math:`(\varepsilon^{-1}, 1)` (TM) the time-averaged stored energy is :math:`W = \tfrac{c_W}{4}
+\int (b|u|^2 + a|\nabla u|^2/k_0^2)` (:math:`c_W = \varepsilon_0` for TE, :math:`\mu_0` for TM),
+integrated up to the middle of the flux slabs, and the radiated power, the Poynting flux
+:math:`\tfrac12\mathrm{Re}(\mathbf E\times\bar{\mathbf H})_z` out through the top and the bottom,
+:math:`P = \tfrac{c_W}{2 k_0^2}\,\omega \int a\,\mathrm{Im}(\bar u\,\partial_z u)\,dx`, averaged
+over the outer half of the padding above and below; so
+
+.. math:: Q_\mathrm{flux} = k_0^2 \frac{\int (b|u|^2 + a|\nabla u|^2/k_0^2)}
+   {2 \int a\,\mathrm{Im}(\bar u\,\partial_z u)\,dx},
+
+which equals the eigenvalue's Q for a well-resolved mode (energy balance :math:`dW/dt = -P`): a
+check of the PMLs and the mesh.
 
 Timers (``dolfinx.common.Timer``, per rank; read them with ``dolfinx.common.timing(name)``):
 :data:`BANDS_TIMER` (all of :func:`band_edges`), within it :data:`BANDS_ASSEMBLE_TIMER` (the
@@ -45,6 +95,7 @@ eigensolve), and :data:`BRAGG_TIMER` (:func:`bragg_guess`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -61,13 +112,21 @@ import ufl
 from dolfinx import fem
 from dolfinx.fem.petsc import assemble_matrix
 
-from cqdlaser.geometry.device import Device
+from cqdlaser.geometry.device import Device, MeshResolution
 from cqdlaser.geometry.meshdata import MeshData
 from cqdlaser.physics._fem import global_sum, normalise_peak, region_function
 from cqdlaser.physics._slepc import solve_eigenproblem, with_direct_solver
 from cqdlaser.physics.modes import Permittivity, stack_modes
 from cqdlaser.physics.periodic import PeriodicSpace, periodic_space_from_mesh
 from cqdlaser.physics.permittivity import region_permittivity
+from cqdlaser.physics.pml import (
+    PML,
+    ComplexPair,
+    normalise_phase,
+    quality_factor,
+    solve_complex_pencil,
+    stretch_parts,
+)
 
 OPTIONS_PREFIX = "bands_"
 
@@ -95,25 +154,53 @@ solve unless given."""
 
 POLARISATIONS = ("TE", "TM")
 
+CLOSED_RADIATION_SHARE = 0.5
+"""Default ``max_radiation_share`` of a closed mesh: a box mode spreads over the padding, a guided
+band edge's |u|^2 there is exponentially small."""
+OPEN_RADIATION_SHARE = 1.0
+"""Default ``max_radiation_share`` of an open mesh. A PML or continuum mode carries nearly all of
+its |u|^2 in the outer region (0.94 to 0.98 for the paper device, whose outer region is 55 % of
+the mesh); a radiating band edge's outgoing wave puts a share there that grows as 1/Q (0.26 at
+Q = 78, the paper device's even TE edge), so the bound sits between, keeping edges down to
+Q of about 25."""
+
+DEFAULT_PML_STRENGTH: float = next(
+    f.default for f in dataclasses.fields(MeshResolution) if f.name == "pml_strength"
+)
+"""sigma_max of the PMLs of an open mesh when :func:`band_edges` is given none (the default of
+``mesh.pml_strength``)."""
+
 
 @dataclass(frozen=True)
 class BandEdge:
     """A band-edge mode at the Gamma point.
 
     Attributes:
-        wavelength: Vacuum wavelength 2 pi / k0 (m).
-        k0: Vacuum wavenumber (1/m).
+        wavelength: Vacuum wavelength 2 pi / Re(k0) (m).
+        k0: Real part of the vacuum wavenumber (1/m); on an open mesh Im(k0) = -k0 / (2
+            ``q_factor``).
         polarisation: ``"TE"`` (2D: E_y; 3D: the scalar field) or ``"TM"`` (2D: H_y).
-        confinement: Region -> fraction of |E|^2 in it (sums to 1).
-        radiation_fraction: Fraction of |u|^2 in the outer half of the padding above and below.
+        confinement: Region -> fraction of |E|^2 in it (closed mesh), or of the electric energy
+            Re(eps)|E|^2 outside the PMLs (open mesh: the factor on a region's material gain in
+            the mode's growth rate, to within the radiated field's share of the padding, see the
+            module docstring); sums to 1.
+        radiation_fraction: Fraction of |u|^2 in the outer half of the padding above and below
+            (and, open, in the PMLs).
         degeneracy: Number of band edges (this one included) within ``degeneracy_rtol`` of its
             wavelength, among those returned.
-        symmetry: 2D: ``"even"`` or ``"odd"`` in x about the pillar centre; 3D: ``"A"`` (cos Gx
-            + cos Gy), ``"B"`` (cos Gx - cos Gy), ``"E"`` (sin Gx, sin Gy) by the dominant
-            first harmonics; ``"?"`` when no first harmonic is present.
+        symmetry: 2D: ``"even"`` or ``"odd"`` in x about the pillar centre (odd: dark at the Gamma
+            point while only the zeroth diffraction order is open); 3D: ``"A"`` (cos Gx + cos Gy),
+            ``"B"`` (cos Gx - cos Gy), ``"E"`` (sin Gx, sin Gy) by the dominant first harmonics;
+            ``"?"`` when no first harmonic is present.
         harmonics: Weights (summing to 1) of the first in-plane harmonics ``cos_x``, ``sin_x``
-            (and ``cos_y``, ``sin_y``) in the overlaps of u with them.
-        field: The mode (``E_y``, ``H_y`` or ``u``), scaled to max |u| = 1, positive there.
+            (and ``cos_y``, ``sin_y``) in the overlaps of u with them (open: their |.|^2).
+        field: The mode (``E_y``, ``H_y`` or ``u``), scaled to max |u| = 1, positive there; on an
+            open mesh its real part, the phase chosen so that u is real and 1 at its largest dof.
+        q_factor: Radiation quality factor Re(omega) / (2 |Im(omega)|) of the eigenvalue (open
+            mesh; inf for a real eigenvalue, nan on a closed mesh).
+        q_flux: The same from the radiated power, omega W / P (open mesh; nan on a closed mesh).
+        field_imag: Imaginary part of the mode (open mesh; None on a closed one).
+        pml: The PMLs of the open problem (None on a closed mesh).
     """
 
     wavelength: float
@@ -125,6 +212,15 @@ class BandEdge:
     symmetry: str
     harmonics: dict[str, float]
     field: fem.Function = field(repr=False)
+    q_factor: float = math.nan
+    q_flux: float = math.nan
+    field_imag: fem.Function | None = dataclasses.field(default=None, repr=False)
+    pml: PML | None = dataclasses.field(default=None, repr=False)
+
+    @property
+    def is_open(self) -> bool:
+        """Whether it was solved with PMLs (complex k0)."""
+        return self.field_imag is not None
 
 
 def solver_options(petsc_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -155,7 +251,7 @@ def _region_values(
     return out
 
 
-def _symmetry(overlaps: Mapping[str, float], harmonics: Mapping[str, float]) -> str:
+def _symmetry(overlaps: Mapping[str, complex], harmonics: Mapping[str, float]) -> str:
     """Symmetry label from the overlaps of u with the first harmonics (see :class:`BandEdge`)."""
     if not all(math.isfinite(w) for w in harmonics.values()):
         return "?"
@@ -164,7 +260,7 @@ def _symmetry(overlaps: Mapping[str, float], harmonics: Mapping[str, float]) -> 
         return "even" if cos > 0.5 else "odd"
     if cos <= 0.5:
         return "E"
-    return "A" if overlaps["cos_x"] * overlaps["cos_y"] > 0.0 else "B"
+    return "A" if (overlaps["cos_x"] * overlaps["cos_y"]).real > 0.0 else "B"
 
 
 def band_edges(
@@ -176,16 +272,21 @@ def band_edges(
     polarisation: str = "TE",
     degree: int = 2,
     n_bands: int = 4,
-    max_radiation_share: float = 0.5,
+    max_radiation_share: float | None = None,
     degeneracy_rtol: float = 1e-5,
+    pml: PML | None = None,
     petsc_options: Mapping[str, Any] | None = None,
     info: dict[str, Any] | None = None,
 ) -> list[BandEdge]:
     """Band-edge modes at the Gamma point nearest a guessed wavelength, sorted by wavelength.
 
+    On a mesh with PML levels (``z_levels`` ``pml_bottom`` and ``pml_top``) the open problem is
+    solved (module docstring): complex k0, ``q_factor``, ``q_flux`` and ``field_imag``.
+
     Args:
         mesh_data: A ``cross-section`` (2D) or ``cell`` (3D) mesh, periodic, with boundaries
-            ``top`` and ``bottom`` (where the field is zero) and the ``z_levels`` of its layers.
+            ``top`` and ``bottom`` (where the field is zero) and the ``z_levels`` of its layers;
+            open when it has PML levels.
         permittivity: Relative permittivity of every region (its real part is used).
         period: Lattice period Lambda (m), for the first harmonics G = 2 pi / Lambda.
         wavelength_guess: Vacuum wavelength (m) the shift-and-invert targets, e.g.
@@ -194,14 +295,19 @@ def band_edges(
         degree: Lagrange degree (eigenvalue errors fall as h^(2 degree)).
         n_bands: Number of guided band edges to return (fewer if fewer are found).
         max_radiation_share: Modes whose ``radiation_fraction`` exceeds this share of the outer
-            padding's volume fraction (what a field spread evenly would have there) are box modes
-            of the truncation and are dropped.
+            region's volume fraction (what a field spread evenly would have there) are box modes
+            of the truncation (closed) or PML and continuum modes (open) and are dropped; default
+            :data:`CLOSED_RADIATION_SHARE` or :data:`OPEN_RADIATION_SHARE`.
         degeneracy_rtol: Relative wavelength difference under which band edges count as
             degenerate.
+        pml: The PMLs of an open mesh (:meth:`physics.pml.PML.of`); default: those its
+            ``z_levels`` place, of the default ``mesh.pml_strength``
+            (:data:`DEFAULT_PML_STRENGTH`). Ignored on a closed mesh.
         petsc_options: SLEPc/PETSc options (prefix ``bands_``) over
             :data:`DEFAULT_BANDS_EPS_OPTIONS`.
         info: A dict filled with solve statistics: ``dofs`` (global, before the constraint),
-            ``reduced_dofs``, ``iterations``, ``converged``, ``options``. Times are in the
+            ``reduced_dofs``, ``iterations``, ``converged``, ``options`` (open: also
+            ``real_form_size``, the size of the pencil's real form). Times are in the
             timers :data:`BANDS_TIMER`, :data:`BANDS_ASSEMBLE_TIMER`, :data:`BANDS_SOLVE_TIMER`.
 
     Returns:
@@ -216,31 +322,77 @@ def band_edges(
     _check_problem(mesh_data, polarisation, degree, n_bands, period, wavelength_guess)
     te = polarisation == "TE"
     eps_values = _region_values(mesh_data, permittivity)
+    stretch = open_mesh_pml(mesh_data, pml)
     with dolfinx.common.Timer(BANDS_TIMER):
         with dolfinx.common.Timer(BANDS_ASSEMBLE_TIMER):
             V = fem.functionspace(mesh_data.mesh, ("Lagrange", degree))
             eps = region_function(mesh_data, eps_values)
             space = periodic_space_from_mesh(V, mesh_data, dirichlet=("top", "bottom"))
-            A, B = _reduced_operators(V, eps, te, space)
+        name = ("E_y" if te else "H_y") if mesh_data.mesh.geometry.dim == 2 else "u"
+        setup = _Setup(mesh_data, V, eps, te, space, period, name)
         options = solver_options(petsc_options)
         nev = int(options.pop("eps_nev", 2 * n_bands + 4))
         target = (2.0 * math.pi / wavelength_guess) ** 2
-        with dolfinx.common.Timer(BANDS_SOLVE_TIMER):
-            solver, run = solve_eigenproblem(
-                A, B, prefix=OPTIONS_PREFIX, target=target, nev=nev, options=options
-            )
-        if info is not None:
-            info.update(_statistics(V, space, solver, run))
-        observables = _Observables.build(mesh_data, V, eps, te, period)
-        radiation_limit = max_radiation_share * _outer_padding_share(mesh_data)
-        name = ("E_y" if te else "H_y") if mesh_data.mesh.geometry.dim == 2 else "u"
-        try:
-            found = _guided_modes(solver, A, space, observables, radiation_limit, name)
-        finally:
-            solver.destroy()
-            A.destroy()
-            B.destroy()
+        if stretch is None:
+            share = CLOSED_RADIATION_SHARE if max_radiation_share is None else max_radiation_share
+            found = _closed_modes(setup, target, nev, options, share, info)
+        else:
+            share = OPEN_RADIATION_SHARE if max_radiation_share is None else max_radiation_share
+            found = _open_modes(setup, stretch, target, nev, options, share, info)
         return _nearest_band_edges(found, wavelength_guess, n_bands, polarisation, degeneracy_rtol)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What the closed and the open solves share: the space, the permittivity, the constraint."""
+
+    mesh_data: MeshData
+    V: fem.FunctionSpace
+    eps: fem.Function
+    te: bool
+    space: PeriodicSpace
+    period: float
+    name: str
+
+
+def open_mesh_pml(mesh_data: MeshData, pml: PML | None = None) -> PML | None:
+    """The PMLs of a mesh: None for a closed one (no ``pml_bottom``/``pml_top`` levels), else
+    ``pml`` or, without it, the layers its ``z_levels`` place (each as thick as the stretch of
+    substrate below ``pml_bottom``) with :data:`DEFAULT_PML_STRENGTH`."""
+    levels = mesh_data.z_levels
+    if "pml_bottom" not in levels or "pml_top" not in levels:
+        return None
+    if pml is not None:
+        return pml
+    thickness = levels["pml_bottom"] - levels["substrate_bottom"]
+    return PML(levels["pml_bottom"], levels["pml_top"], thickness, DEFAULT_PML_STRENGTH)
+
+
+def _closed_modes(
+    setup: _Setup,
+    target: float,
+    nev: int,
+    options: dict[str, Any],
+    max_radiation_share: float,
+    info: dict[str, Any] | None,
+) -> list[_Found]:
+    """The guided modes of the closed (Dirichlet-truncated) Gamma-point problem."""
+    with dolfinx.common.Timer(BANDS_ASSEMBLE_TIMER):
+        A, B = _reduced_operators(setup.V, setup.eps, setup.te, setup.space)
+    with dolfinx.common.Timer(BANDS_SOLVE_TIMER):
+        solver, run = solve_eigenproblem(
+            A, B, prefix=OPTIONS_PREFIX, target=target, nev=nev, options=options
+        )
+    if info is not None:
+        info.update(_statistics(setup.V, setup.space, solver, run))
+    observables = _Observables.build(setup.mesh_data, setup.V, setup.eps, setup.te, setup.period)
+    radiation_limit = max_radiation_share * _outer_padding_share(setup.mesh_data)
+    try:
+        return _guided_modes(solver, A, setup.space, observables, radiation_limit, setup.name)
+    finally:
+        solver.destroy()
+        A.destroy()
+        B.destroy()
 
 
 def _statistics(
@@ -370,11 +522,17 @@ class _Observables:
 
 @dataclass(frozen=True)
 class _Found:
+    """A kept mode before the selection: overlaps real (closed) or complex (open)."""
+
     wavelength: float
     radiation: float
     confinement: dict[str, float]
-    overlaps: dict[str, float]
+    overlaps: dict[str, complex]
     field: fem.Function
+    q_factor: float = math.nan
+    q_flux: float = math.nan
+    field_imag: fem.Function | None = None
+    pml: PML | None = None
 
 
 def _guided_modes(
@@ -419,6 +577,199 @@ def _guided_modes(
     return found
 
 
+# --- the open problem (PMLs) -------------------------------------------------------------------
+
+
+def _open_modes(
+    setup: _Setup,
+    pml: PML,
+    target: float,
+    nev: int,
+    options: dict[str, Any],
+    max_radiation_share: float,
+    info: dict[str, Any] | None,
+) -> list[_Found]:
+    """The band edges of the stretched (open) Gamma-point pencil that are neither PML nor
+    continuum modes, with their quality factors."""
+    with dolfinx.common.Timer(BANDS_ASSEMBLE_TIMER):
+        matrices = _stretched_operators(setup, pml)
+    try:
+        with dolfinx.common.Timer(BANDS_SOLVE_TIMER):
+            pairs, run = solve_complex_pencil(
+                (matrices[0], matrices[1]),
+                (matrices[2], matrices[3]),
+                prefix=OPTIONS_PREFIX,
+                target=target,
+                nev=nev,
+                options=options,
+            )
+    finally:
+        for matrix in matrices:
+            matrix.destroy()
+    if info is not None:
+        info.update(
+            {
+                "dofs": setup.V.dofmap.index_map.size_global,
+                "reduced_dofs": setup.space.size_global,
+                "real_form_size": run["size"],
+                "iterations": run["iterations"],
+                "converged": run["converged"],
+                "options": run["options"],
+            }
+        )
+    observables = _OpenObservables.build(setup, pml)
+    try:
+        modes = [_open_mode(pair, setup, observables, max_radiation_share) for pair in pairs]
+    finally:
+        for pair in pairs:
+            pair.re.destroy()
+            pair.im.destroy()
+    return [mode for mode in modes if mode is not None]
+
+
+def _stretched_operators(setup: _Setup, pml: PML) -> list[PETSc.Mat]:
+    """``P^T M P`` for M = A_r, A_i, B_r, B_i of the stretched pencil: TE
+    ``(s u_x, v_x) + (u_z / s, v_z) = k0^2 (eps s u, v)``, TM the same with 1/eps on the left and
+    none on the right (in 3D every in-plane derivative takes s)."""
+    V = setup.V
+    u, v = ufl.TrialFunction(V), ufl.TestFunction(V)
+    dim = V.mesh.geometry.dim
+    p = stretch_parts(pml.sigma(ufl.SpatialCoordinate(V.mesh)[dim - 1]))
+    gu, gv = ufl.grad(u), ufl.grad(v)
+    lateral = sum(gu[i] * gv[i] for i in range(dim - 1))
+    vertical = gu[dim - 1] * gv[dim - 1]
+    a, b = (1.0, setup.eps) if setup.te else (1.0 / setup.eps, 1.0)
+    forms = (
+        a * (p["s_re"] * lateral + p["inv_re"] * vertical) * ufl.dx,
+        a * (p["s_im"] * lateral + p["inv_im"] * vertical) * ufl.dx,
+        b * p["s_re"] * u * v * ufl.dx,
+        b * p["s_im"] * u * v * ufl.dx,
+    )
+    reduced = []
+    for form in forms:
+        full = assemble_matrix(fem.form(form))
+        full.assemble()
+        reduced.append(setup.space.reduce_matrix(full))
+        full.destroy()
+    return reduced
+
+
+@dataclass(frozen=True)
+class _OpenObservables:
+    """Compiled integrals of a complex mode ``re + i im`` on an open mesh (module docstring):
+    electric energy per region outside the PMLs, |u|^2 in the outer region (the outer half of
+    the padding and the PMLs) and in total, the overlaps with the first harmonics, the stored
+    energy and the radiated flux (with ``k0`` set to Re k0 before assembling them)."""
+
+    re: fem.Function
+    im: fem.Function
+    k0: fem.Constant
+    regions: dict[str, fem.Form]
+    far: fem.Form
+    total: fem.Form
+    far_share: float
+    waves: dict[str, tuple[fem.Form, fem.Form]]
+    energy: fem.Form
+    flux: fem.Form
+    pml: PML
+
+    @classmethod
+    def build(cls, setup: _Setup, pml: PML) -> _OpenObservables:
+        mesh_data, V, eps = setup.mesh_data, setup.V, setup.eps
+        msh = mesh_data.mesh
+        dim = msh.geometry.dim
+        x = ufl.SpatialCoordinate(msh)
+        z = x[dim - 1]
+        re, im = fem.Function(V), fem.Function(V)
+        k0 = fem.Constant(msh, PETSc.ScalarType(1.0))
+        a, b = (1.0, eps) if setup.te else (1.0 / eps, 1.0)
+        u2 = re * re + im * im
+        g2 = ufl.inner(ufl.grad(re), ufl.grad(re)) + ufl.inner(ufl.grad(im), ufl.grad(im))
+        inner = 1.0 - pml.inside(z)
+        # Re(eps)|E|^2 up to a constant: TE |u|^2 eps, TM |grad H_y|^2 / eps
+        electric = (eps * u2 if setup.te else g2 / eps) * inner
+        levels = mesh_data.z_levels
+        z_low = 0.5 * (pml.z_bottom + levels["substrate_top"])
+        z_high = 0.5 * (levels["cover_bottom"] + pml.z_top)
+        far = ufl.conditional(ufl.Or(ufl.lt(z, z_low), ufl.gt(z, z_high)), 1.0, 0.0)
+        one = fem.Constant(msh, PETSc.ScalarType(1.0))
+        far_share = global_sum(fem.form(far * ufl.dx(domain=msh))) / global_sum(
+            fem.form(one * ufl.dx(domain=msh))
+        )
+        # Im(conj(u) du/dz) averaged over the slabs, outward: up above, down below
+        slab_low = ufl.conditional(ufl.And(ufl.gt(z, pml.z_bottom), ufl.lt(z, z_low)), 1.0, 0.0)
+        slab_high = ufl.conditional(ufl.And(ufl.gt(z, z_high), ufl.lt(z, pml.z_top)), 1.0, 0.0)
+        current = a * (re * ufl.grad(im)[dim - 1] - im * ufl.grad(re)[dim - 1])
+        outward = slab_high / (pml.z_top - z_high) - slab_low / (z_low - pml.z_bottom)
+        middle = ufl.And(
+            ufl.gt(z, 0.5 * (pml.z_bottom + z_low)), ufl.lt(z, 0.5 * (z_high + pml.z_top))
+        )
+        between = ufl.conditional(middle, 1.0, 0.0)
+        dx = ufl.Measure("dx", domain=msh, subdomain_data=mesh_data.cell_tags)
+        g = 2.0 * math.pi / setup.period
+        waves = {"cos_x": ufl.cos(g * x[0]), "sin_x": ufl.sin(g * x[0])}
+        if dim == 3:
+            waves |= {"cos_y": ufl.cos(g * x[1]), "sin_y": ufl.sin(g * x[1])}
+        return cls(
+            re=re,
+            im=im,
+            k0=k0,
+            regions={name: fem.form(electric * dx(tag)) for name, tag in mesh_data.regions.items()},
+            far=fem.form(far * u2 * ufl.dx),
+            total=fem.form(u2 * ufl.dx),
+            far_share=far_share,
+            waves={
+                key: (fem.form(w * inner * re * ufl.dx), fem.form(w * inner * im * ufl.dx))
+                for key, w in waves.items()
+            },
+            energy=fem.form((b * u2 + a * g2 / k0**2) * between * ufl.dx),
+            flux=fem.form(current * outward * ufl.dx),
+            pml=pml,
+        )
+
+
+def _open_mode(
+    pair: ComplexPair, setup: _Setup, obs: _OpenObservables, max_radiation_share: float
+) -> _Found | None:
+    """The mode of one eigenpair, or None when it is a PML or continuum mode (its share of |u|^2
+    in the outer region exceeds ``max_radiation_share`` times that region's volume share)."""
+    k0 = complex(np.sqrt(pair.value))
+    if k0.real < 0.0:
+        k0 = -k0
+    if not k0.real > 0.0:
+        return None
+    setup.space.expand(pair.re, obs.re)
+    setup.space.expand(pair.im, obs.im)
+    normalise_phase(obs.re, obs.im)
+    radiation = global_sum(obs.far) / global_sum(obs.total)
+    if radiation > max_radiation_share * obs.far_share:
+        return None
+    per_region = {name: global_sum(form) for name, form in obs.regions.items()}
+    stored = sum(per_region.values())
+    overlaps = {k: complex(global_sum(fr), global_sum(fi)) for k, (fr, fi) in obs.waves.items()}
+    obs.k0.value = k0.real
+    power = global_sum(obs.flux)
+    energy = global_sum(obs.energy)
+    return _Found(
+        wavelength=2.0 * math.pi / k0.real,
+        radiation=radiation,
+        confinement={name: w / stored for name, w in per_region.items()},
+        overlaps=overlaps,
+        field=_copy(obs.re, setup.name),
+        q_factor=quality_factor(pair.value),
+        q_flux=k0.real**2 * energy / (2.0 * power) if power > 0.0 else math.inf,
+        field_imag=_copy(obs.im, f"{setup.name}_imag"),
+        pml=obs.pml,
+    )
+
+
+def _copy(f: fem.Function, name: str) -> fem.Function:
+    """A named copy of ``f``."""
+    out = fem.Function(f.function_space, name=name)
+    out.x.array[:] = f.x.array
+    return out
+
+
 def _nearest_band_edges(
     found: list[_Found],
     wavelength_guess: float,
@@ -434,10 +785,9 @@ def _nearest_band_edges(
     out = []
     for item in chosen:
         near = np.abs(wavelengths - item.wavelength) <= degeneracy_rtol * item.wavelength
-        weight = sum(c * c for c in item.overlaps.values())
-        harmonics = {
-            k: (c * c / weight if weight > 0.0 else math.nan) for k, c in item.overlaps.items()
-        }
+        power = {k: (c * c.conjugate()).real for k, c in item.overlaps.items()}
+        weight = sum(power.values())
+        harmonics = {k: (p / weight if weight > 0.0 else math.nan) for k, p in power.items()}
         out.append(
             BandEdge(
                 wavelength=item.wavelength,
@@ -449,6 +799,10 @@ def _nearest_band_edges(
                 symmetry=_symmetry(item.overlaps, harmonics),
                 harmonics=harmonics,
                 field=item.field,
+                q_factor=item.q_factor,
+                q_flux=item.q_flux,
+                field_imag=item.field_imag,
+                pml=item.pml,
             )
         )
     return out
@@ -547,6 +901,12 @@ def band_edge_thermal_shift(
     d(lambda)/lambda = int d(eps) u^2 / (2 int eps u^2); TM (2D, u = H_y), A(1/eps) u = k0^2 B u,
     gives d(lambda)/lambda = int d(eps) |grad u|^2 / eps^2 / (2 k0^2 int u^2).
 
+    On an open mesh the pencil is complex symmetric, so the same formulas hold for the complex
+    k0 with the unconjugated products of the complex mode and the stretch (TE:
+    d(k0^2) = -k0^2 int d(eps) s u^2 / int eps s u^2; TM: d(k0^2) = -int d(eps)/eps^2 (s u_x^2
+    + u_z^2/s) / int s u^2, integrals that converge through the PMLs), and the wavelength
+    2 pi / Re(k0) moves by d(lambda)/lambda = -Re(d k0) / Re(k0), d k0 = d(k0^2) / (2 k0).
+
     Args:
         edge: A band edge from :func:`band_edges` on ``mesh_data``.
         mesh_data: The mesh it was computed on.
@@ -557,6 +917,8 @@ def band_edge_thermal_shift(
     deps = {name: 2.0 * math.sqrt(eps_values[name]) * dn_dt.get(name, 0.0) for name in eps_values}
     eps = region_function(mesh_data, eps_values)
     d_eps = region_function(mesh_data, deps)
+    if edge.field_imag is not None and edge.pml is not None:
+        return _open_thermal_shift(edge, eps, d_eps)
     u = edge.field
     if edge.polarisation == "TM":
         grad2 = ufl.inner(ufl.grad(u), ufl.grad(u))
@@ -566,3 +928,41 @@ def band_edge_thermal_shift(
         num = global_sum(fem.form(d_eps * u * u * ufl.dx))
         den = 2.0 * global_sum(fem.form(eps * u * u * ufl.dx))
     return edge.wavelength * num / den
+
+
+type _Complex = tuple[Any, Any]
+"""A complex UFL expression as its (real, imaginary) parts."""
+
+
+def _mul(a: _Complex, b: _Complex) -> _Complex:
+    return (a[0] * b[0] - a[1] * b[1], a[0] * b[1] + a[1] * b[0])
+
+
+def _integral(value: _Complex) -> complex:
+    """The integral over the mesh of a complex UFL expression."""
+    return complex(global_sum(fem.form(value[0] * ufl.dx)), global_sum(fem.form(value[1] * ufl.dx)))
+
+
+def _open_thermal_shift(edge: BandEdge, eps: fem.Function, d_eps: fem.Function) -> float:
+    """d(lambda)/dT of an open-mesh band edge (see :func:`band_edge_thermal_shift`)."""
+    assert edge.field_imag is not None and edge.pml is not None
+    u: _Complex = (edge.field, edge.field_imag)
+    msh = edge.field.function_space.mesh
+    dim = msh.geometry.dim
+    p = stretch_parts(edge.pml.sigma(ufl.SpatialCoordinate(msh)[dim - 1]))
+    s: _Complex = (p["s_re"], p["s_im"])
+    k0 = complex(edge.k0, -edge.k0 / (2.0 * edge.q_factor))
+    if edge.polarisation == "TM":
+        grad = [(ufl.grad(u[0])[i], ufl.grad(u[1])[i]) for i in range(dim)]
+        lateral = [_mul(s, _mul(g, g)) for g in grad[:-1]]
+        vertical = _mul((p["inv_re"], p["inv_im"]), _mul(grad[-1], grad[-1]))
+        terms = [*lateral, vertical]
+        weight = d_eps / eps**2
+        num = _integral((weight * sum(t[0] for t in terms), weight * sum(t[1] for t in terms)))
+        d_k2 = -num / _integral(_mul(s, _mul(u, u)))
+    else:
+        su2 = _mul(s, _mul(u, u))
+        num = _integral((d_eps * su2[0], d_eps * su2[1]))
+        d_k2 = -(k0**2) * num / _integral((eps * su2[0], eps * su2[1]))
+    d_k0 = d_k2 / (2.0 * k0)
+    return -edge.wavelength * d_k0.real / k0.real
