@@ -60,17 +60,16 @@ shift-and-invert about :math:`(2\pi/\lambda_\mathrm{guess})^2`, MUMPS), options 
 
 Confinement of a region. Closed meshes: :math:`\int_r |\mathbf E|^2 / \int |\mathbf E|^2`, for TE
 and the 3D scalar field :math:`|u|^2`, for TM :math:`|\nabla H_y|^2/\varepsilon^2` (the electric
-field, as in :mod:`physics.modes`). Open meshes: the electric-energy share outside the PMLs,
-:math:`\int_r \varepsilon|\mathbf E|^2 / \int \varepsilon|\mathbf E|^2` (TE :math:`|E|^2 = |u|^2`,
-TM :math:`|E|^2 \propto |\nabla H_y|^2/\varepsilon^2`), the factor that multiplies a material
-gain in the mode's temporal growth rate (:math:`\delta(\mathrm{Im}\,\omega) = \tfrac{c}{2n_r}
-g\,\Gamma_r` to first order for a small gain :math:`g` in region :math:`r` of index
-:math:`n_r`). That holds exactly for a bound edge; for a radiating one the outgoing wave in the
-padding adds to the denominator a share that grows with the padding, so the factor is good to
-about that share (paper device, scale 1: the even TE edge, Q 78, has a film share of 0.411, 0.357
-and 0.310 with 2, 3 and 4 um of padding, while the first-order growth-rate factor of the complex
-mode, :math:`\mathrm{Re}\int_r \varepsilon u^2 / \int \varepsilon s u^2` (unconjugated, through
-the PMLs), stays 0.590; the even TM edge, Q 410: 0.322 and 0.313 with 2 and 3 um).
+field, as in :mod:`physics.modes`). Open meshes: the first-order gain factor
+:math:`\Gamma_r = \mathrm{Re}\int_r w / \int w`, unconjugated and through the PMLs, TE
+:math:`w = \varepsilon s u^2`, TM :math:`w = (s u_x^2 + u_z^2/s)/\varepsilon`: a relative change
+:math:`\delta\varepsilon_r/\varepsilon_r` of region r moves the eigenvalue by
+:math:`-\Gamma_r\,\delta\varepsilon_r/\varepsilon_r` to first order, so it is the factor that
+multiplies a material gain in the mode's growth rate. For a bound edge (real field) it is the
+electric-energy share; for a radiating one it does not depend on the padding, as the energy share
+would (it counts the outgoing wave there: paper device, scale 1, the even TE edge, Q 78, has a film
+energy share of 0.411, 0.357 and 0.310 with 2, 3 and 4 um of padding, and a gain factor of 0.590
+for all three). The factors sum to 1.
 
 Open meshes also give the quality factor from the radiated power, ``q_flux`` :math:`= \omega
 W/P` per period and unit length along y. With :math:`(a, b) = (1, \varepsilon)` (TE) or
@@ -180,10 +179,9 @@ class BandEdge:
         k0: Real part of the vacuum wavenumber (1/m); on an open mesh Im(k0) = -k0 / (2
             ``q_factor``).
         polarisation: ``"TE"`` (2D: E_y; 3D: the scalar field) or ``"TM"`` (2D: H_y).
-        confinement: Region -> fraction of |E|^2 in it (closed mesh), or of the electric energy
-            Re(eps)|E|^2 outside the PMLs (open mesh: the factor on a region's material gain in
-            the mode's growth rate, to within the radiated field's share of the padding, see the
-            module docstring); sums to 1.
+        confinement: Region -> fraction of |E|^2 in it (closed mesh), or its first-order gain
+            factor (open mesh: the factor on a region's material gain in the mode's growth
+            rate, see the module docstring); sums to 1.
         radiation_fraction: Fraction of |u|^2 in the outer half of the padding above and below
             (and, open, in the PMLs).
         degeneracy: Number of band edges (this one included) within ``degeneracy_rtol`` of its
@@ -657,14 +655,15 @@ def _stretched_operators(setup: _Setup, pml: PML) -> list[PETSc.Mat]:
 @dataclass(frozen=True)
 class _OpenObservables:
     """Compiled integrals of a complex mode ``re + i im`` on an open mesh (module docstring):
-    electric energy per region outside the PMLs, |u|^2 in the outer region (the outer half of
-    the padding and the PMLs) and in total, the overlaps with the first harmonics, the stored
-    energy and the radiated flux (with ``k0`` set to Re k0 before assembling them)."""
+    the gain-factor integrand per region (real and imaginary parts), |u|^2 in the outer region
+    (the outer half of the padding and the PMLs) and in total, the overlaps with the first
+    harmonics, the stored energy and the radiated flux (with ``k0`` set to Re k0 before
+    assembling them)."""
 
     re: fem.Function
     im: fem.Function
     k0: fem.Constant
-    regions: dict[str, fem.Form]
+    regions: dict[str, tuple[fem.Form, fem.Form]]
     far: fem.Form
     total: fem.Form
     far_share: float
@@ -686,8 +685,7 @@ class _OpenObservables:
         u2 = re * re + im * im
         g2 = ufl.inner(ufl.grad(re), ufl.grad(re)) + ufl.inner(ufl.grad(im), ufl.grad(im))
         inner = 1.0 - pml.inside(z)
-        # Re(eps)|E|^2 up to a constant: TE |u|^2 eps, TM |grad H_y|^2 / eps
-        electric = (eps * u2 if setup.te else g2 / eps) * inner
+        weight = _gain_weight(re, im, eps, setup.te, stretch_parts(pml.sigma(z)), dim)
         levels = mesh_data.z_levels
         z_low = 0.5 * (pml.z_bottom + levels["substrate_top"])
         z_high = 0.5 * (levels["cover_bottom"] + pml.z_top)
@@ -714,7 +712,10 @@ class _OpenObservables:
             re=re,
             im=im,
             k0=k0,
-            regions={name: fem.form(electric * dx(tag)) for name, tag in mesh_data.regions.items()},
+            regions={
+                name: (fem.form(weight[0] * dx(tag)), fem.form(weight[1] * dx(tag)))
+                for name, tag in mesh_data.regions.items()
+            },
             far=fem.form(far * u2 * ufl.dx),
             total=fem.form(u2 * ufl.dx),
             far_share=far_share,
@@ -726,6 +727,32 @@ class _OpenObservables:
             flux=fem.form(current * outward * ufl.dx),
             pml=pml,
         )
+
+
+def _gain_weight(
+    re: Any, im: Any, eps: Any, te: bool, p: dict[str, Any], dim: int
+) -> tuple[Any, Any]:
+    """Real and imaginary parts of the unconjugated integrand whose share over a region is its
+    first-order gain factor (module docstring): TE ``eps s u^2``, TM
+    ``(s u_x^2 + u_z^2 / s) / eps`` (u = re + i im, the PMLs' stretch ``p``)."""
+
+    def square(a: Any, b: Any) -> tuple[Any, Any]:
+        return a * a - b * b, 2.0 * a * b
+
+    def times(x: tuple[Any, Any], y: tuple[Any, Any]) -> tuple[Any, Any]:
+        return x[0] * y[0] - x[1] * y[1], x[0] * y[1] + x[1] * y[0]
+
+    s, inv = (p["s_re"], p["s_im"]), (p["inv_re"], p["inv_im"])
+    if te:
+        u2 = square(re, im)
+        w = times(s, u2)
+        return eps * w[0], eps * w[1]
+    gr, gi = ufl.grad(re), ufl.grad(im)
+    lateral = [square(gr[i], gi[i]) for i in range(dim - 1)]
+    lat = (sum(t[0] for t in lateral), sum(t[1] for t in lateral))
+    w1 = times(s, lat)
+    w2 = times(inv, square(gr[dim - 1], gi[dim - 1]))
+    return (w1[0] + w2[0]) / eps, (w1[1] + w2[1]) / eps
 
 
 def _open_mode(
@@ -744,7 +771,9 @@ def _open_mode(
     radiation = global_sum(obs.far) / global_sum(obs.total)
     if radiation > max_radiation_share * obs.far_share:
         return None
-    per_region = {name: global_sum(form) for name, form in obs.regions.items()}
+    per_region = {
+        name: complex(global_sum(f[0]), global_sum(f[1])) for name, f in obs.regions.items()
+    }
     stored = sum(per_region.values())
     overlaps = {k: complex(global_sum(fr), global_sum(fi)) for k, (fr, fi) in obs.waves.items()}
     obs.k0.value = k0.real
@@ -753,7 +782,7 @@ def _open_mode(
     return _Found(
         wavelength=2.0 * math.pi / k0.real,
         radiation=radiation,
-        confinement={name: w / stored for name, w in per_region.items()},
+        confinement={name: (w / stored).real for name, w in per_region.items()},
         overlaps=overlaps,
         field=_copy(obs.re, setup.name),
         q_factor=quality_factor(pair.value),

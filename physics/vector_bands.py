@@ -37,20 +37,23 @@ modes of the PMLs and of the discretised radiation continuum carry most of their
 :math:`|\mathbf E|^2` in the outer half of the padding and the PMLs and are dropped by the
 radiation-fraction test of :mod:`physics.bands`.
 
-**Observables** of a mode :math:`\mathbf E = \mathbf E_r + i\mathbf E_i`, over the mesh outside
-the PMLs:
+**Observables** of a mode :math:`\mathbf E = \mathbf E_r + i\mathbf E_i`:
 
-- ``confinement[r]``: the electric-energy share :math:`\int_r \varepsilon|\mathbf E|^2 / \int
-  \varepsilon|\mathbf E|^2` (the factor that multiplies a material gain in the mode's temporal
-  growth rate);
+- ``confinement[r]``: :math:`\Gamma_r = \mathrm{Re}\,\int_r \mathbf E^T\varepsilon\Lambda
+  \mathbf E / \int \mathbf E^T\varepsilon\Lambda\mathbf E` (unconjugated, over the whole mesh,
+  the PMLs included): the first-order change of the eigenvalue when region r gains, the factor
+  that multiplies a material gain in the mode's growth rate. For a bound mode (real field) it is
+  the electric-energy share; for a radiating one it does not depend on where the PMLs sit, as
+  the energy share (which counts the outgoing wave in the padding) would. The shares sum to 1.
 - ``q_factor``: :math:`\mathrm{Re}\,\omega/(2|\mathrm{Im}\,\omega|)` of the eigenvalue
   (radiation); ``q_flux`` the same from the radiated power, :math:`Q = \omega W/P`,
   :math:`W = \tfrac14\int(\varepsilon|\mathbf E|^2 + |\nabla\times\mathbf E|^2/k_0^2)`,
   :math:`P = \tfrac12\oint \mathrm{Re}(\mathbf E\times\overline{\mathbf H})\cdot\mathbf n`
   (:math:`Z_0 \mathbf H = \nabla\times\mathbf E / (ik_0)`), the flux averaged over the outer half
   of the padding above and below;
-- ``q_absorption``: :math:`1/Q_\mathrm{abs} = \int \mathrm{Im}\,\varepsilon\,|\mathbf E|^2 /
-  \int \mathrm{Re}\,\varepsilon\,|\mathbf E|^2` (first order in the regions' losses);
+- ``q_absorption``: :math:`1/Q_\mathrm{abs} = \mathrm{Re}\int\mathbf E^T\mathrm{Im}
+  (\varepsilon)\Lambda\mathbf E / \int\mathbf E^T\mathrm{Re}(\varepsilon)\Lambda\mathbf E`
+  (first order in the regions' losses);
 - ``family``: TE-like when :math:`|E_z|^2` is a smaller share of :math:`|\mathbf E|^2` in the film
   than :math:`|H_z|^2` of :math:`|\mathbf H|^2` (a TE slab mode has :math:`E_z = 0`, a TM one
   :math:`H_z = 0`).
@@ -120,7 +123,8 @@ class VectorBandEdge:
         degeneracy: 1, or 2 for E.
         dark: Symmetry-protected from radiating (non-degenerate, zeroth order the only open one).
         family: ``"TE-like"`` or ``"TM-like"``.
-        confinement: Region -> electric-energy share outside the PMLs (sums to 1).
+        confinement: Region -> Gamma_r, the first-order gain factor (module docstring; sums
+            to 1).
         radiation_fraction: Share of |E|^2 in the outer half of the padding and the PMLs.
         field_re: Real part of E (N1curl), scaled to a peak |E| of about 1.
         field_im: Imaginary part of E.
@@ -334,9 +338,9 @@ class _Observables:
     re: fem.Function
     im: fem.Function
     k0: fem.Constant
-    regions: dict[str, fem.Form]
-    absorbed: fem.Form
-    stored_e: fem.Form
+    regions: dict[str, tuple[fem.Form, fem.Form]]
+    absorbed: tuple[fem.Form, fem.Form]
+    stored_e: tuple[fem.Form, fem.Form]
     far: fem.Form
     total: fem.Form
     far_share: float
@@ -366,9 +370,10 @@ class _Observables:
         e2 = ufl.inner(re, re) + ufl.inner(im, im)
         er = _eps_matrix(eps["par_re"], eps["perp_re"])
         ei = _eps_matrix(eps["par_im"], eps["perp_im"])
-        we = (ufl.inner(er * re, re) + ufl.inner(er * im, im)) * inner
-        wa = (ufl.inner(ei * re, re) + ufl.inner(ei * im, im)) * inner
+        lam = pml_tensors(pml.sigma(z))
         dx = ufl.Measure("dx", domain=msh, subdomain_data=mesh_data.cell_tags)
+        weight = _unconjugated(re, im, er * lam["lam_re"], er * lam["lam_im"])
+        absorbed = _unconjugated(re, im, ei * lam["lam_re"], ei * lam["lam_im"])
         levels = mesh_data.z_levels
         z_low = 0.5 * (pml.z_bottom + levels["substrate_top"])
         z_high = 0.5 * (levels["cover_bottom"] + pml.z_top)
@@ -395,9 +400,12 @@ class _Observables:
             re=re,
             im=im,
             k0=k0,
-            regions={name: fem.form(we * dx(tag)) for name, tag in mesh_data.regions.items()},
-            absorbed=fem.form(wa * ufl.dx),
-            stored_e=fem.form(we * ufl.dx),
+            regions={
+                name: (fem.form(weight[0] * dx(tag)), fem.form(weight[1] * dx(tag)))
+                for name, tag in mesh_data.regions.items()
+            },
+            absorbed=(fem.form(absorbed[0] * ufl.dx), fem.form(absorbed[1] * ufl.dx)),
+            stored_e=(fem.form(weight[0] * ufl.dx), fem.form(weight[1] * ufl.dx)),
             far=fem.form(far * e2 * ufl.dx),
             total=fem.form(e2 * ufl.dx),
             far_share=far_share,
@@ -409,6 +417,19 @@ class _Observables:
             flux=fem.form(flux * ufl.dx),
             diagonal=_diagonal_forms(re, im, x, period, inner),
         )
+
+
+def _unconjugated(re: Any, im: Any, m_re: Any, m_im: Any) -> tuple[Any, Any]:
+    """Real and imaginary parts of the unconjugated product E^T M E, E = re + i im,
+    M = m_re + i m_im symmetric (UFL)."""
+    real = ufl.inner(m_re * re, re) - ufl.inner(m_re * im, im) - 2.0 * ufl.inner(m_im * im, re)
+    imag = 2.0 * ufl.inner(m_re * im, re) + ufl.inner(m_im * re, re) - ufl.inner(m_im * im, im)
+    return real, imag
+
+
+def _complex_sum(forms: tuple[fem.Form, fem.Form]) -> complex:
+    """The complex integral of a (real part, imaginary part) pair of forms."""
+    return complex(global_sum(forms[0]), global_sum(forms[1]))
 
 
 def _diagonal_forms(
@@ -496,10 +517,10 @@ def _edge(
     radiation = global_sum(obs.far) / global_sum(obs.total)
     if radiation > max_radiation_share * obs.far_share:
         return None
-    stored = global_sum(obs.stored_e)
-    confinement = {name: global_sum(form) / stored for name, form in obs.regions.items()}
-    absorbed = global_sum(obs.absorbed)
-    q_abs = stored / absorbed if absorbed > 0.0 else math.inf
+    stored = _complex_sum(obs.stored_e)
+    confinement = {name: (_complex_sum(f) / stored).real for name, f in obs.regions.items()}
+    absorbed = (_complex_sum(obs.absorbed) / stored).real
+    q_abs = 1.0 / absorbed if absorbed > 0.0 else math.inf
     obs.k0.value = k0.real
     power = 0.5 * global_sum(obs.flux)
     q_flux = k0.real * global_sum(obs.energy) / power if power > 0.0 else math.inf

@@ -86,6 +86,7 @@ def _scalar_table(
     from cqdlaser.geometry.builders import build_mesh
     from cqdlaser.geometry.cross_section import build_cross_section
     from cqdlaser.physics.bands import band_edge_thermal_shift, band_edges, bragg_guess
+    from cqdlaser.physics.pml import PML
     from cqdlaser.studies.fields import write_band_edge_fields
 
     require_guided(device, polarisation)
@@ -104,6 +105,7 @@ def _scalar_table(
         wavelength_guess=guess,
         polarisation=polarisation,
         n_bands=n_bands,
+        pml=PML.of(device, data) if kind == "cross-section" else None,
         info=info,
     )
     if out is not None and edges:
