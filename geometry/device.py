@@ -697,6 +697,9 @@ class Laser(_Validated):
     gain confinement ``reference_gain_confinement`` and no absorption or leakage loss (defaults:
     the paper's laser). The device's own threshold scales with its lasing mode (gain confinement
     Gamma, modal loss alpha): ``P_th0' = P_th0 (Gamma_ref/Gamma)(1 + alpha/loss_budget)``.
+    ``optics`` says which model finds that mode: the planar stack's fundamental mode (fast), or
+    the full-vector DFB band edge of least threshold gain (minutes); Gamma_ref defaults to the
+    paper laser's in the same model, so that the paper's device reproduces its own threshold.
     ``slope_efficiency`` (laser power out per pump power above threshold) makes the heat source
     follow the lasing state: light that leaves as laser emission is not heat (0: off).
     """
@@ -712,15 +715,26 @@ class Laser(_Validated):
             "laser (`reference_gain_confinement`, no modal loss).",
         ),
     )
-    reference_gain_confinement: float = field(
-        default=0.8115,
+    optics: str = field(
+        default="stack",
+        metadata=_choice(
+            "stack",
+            "vector",
+            doc="Optics model of the lasing mode: the fundamental `optics.polarisation` mode of "
+            "the planar stack (exact multilayer root, milliseconds), or the full-vector DFB band "
+            "edge of least threshold gain (`cqdlaser bands --kind vector`, minutes; its loss "
+            "k0 n/Q).",
+        ),
+    )
+    reference_gain_confinement: float | None = field(
+        default=None,
         metadata=_num(
             0,
             1,
             open_lo=True,
             doc="Gain confinement of the lasing mode of the laser whose threshold "
-            "`threshold_kw_cm2` is (default: the TE0 mode of the paper's laser, "
-            "paper_inorganic_mgf2.toml).",
+            "`threshold_kw_cm2` is (omitted: the paper laser's, paper_inorganic_mgf2.toml, in "
+            "the model of `optics`: its stack TE0 mode or its band-edge lasing mode).",
         ),
     )
     loss_budget_per_cm: float = field(

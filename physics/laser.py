@@ -23,6 +23,9 @@ absorption or leakage; a device whose lasing mode (``optics.polarisation``, orde
 multilayer solver :mod:`physics.multilayer`) has gain confinement Gamma and modal loss alpha lases
 from P_th0 (Gamma_ref/Gamma)(1 + alpha/alpha_ref) (:func:`optical_threshold_factor`). The
 ``lasing`` command, the design studies and the API share it (:func:`device_threshold_model`).
+``[laser] optics = "vector"`` takes the lasing mode from the full-vector DFB band edges instead
+(``studies.threshold``: they need a mesh); Gamma_ref is then the paper laser's in that model
+(:data:`REFERENCE_GAIN_CONFINEMENT`, :func:`reference_gain_confinement`).
 
 Light that leaves as laser emission is not heat. With a slope efficiency eta_s (laser power out per
 pump power above threshold), the heat while lasing is eta_h I - eta_s (I - P_th(T)) instead of
@@ -33,8 +36,9 @@ state this makes T_ss(P) nonlinear even for a linear device: :func:`steady_tempe
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +52,26 @@ BOLTZMANN_EV = 8.617333262e-5
 
 KW_CM2 = 1e7
 """1 kW/cm^2 in W/m^2."""
+
+REFERENCE_GAIN_CONFINEMENT: Mapping[str, float] = MappingProxyType(
+    {"stack": 0.8115, "vector": 0.8854}
+)
+"""Gain confinement Gamma_ref of the paper laser's lasing mode (studies/configs/
+paper_inorganic_mgf2.toml, whose threshold ``[laser] threshold_kw_cm2`` is) in each optics model
+of ``[laser] optics``: ``stack``, the TE0 mode of its planar stack (:func:`lasing_optics`);
+``vector``, its full-vector band-edge lasing mode at the default resolution, the A2 TE-like dark
+edge at 755.72 nm (``cqdlaser bands studies/configs/paper_inorganic_mgf2.toml --kind vector``).
+A device's Gamma must be set against the reference's in the same model, or the paper's own device
+would not reproduce its own measured threshold."""
+
+
+def reference_gain_confinement(device: Device) -> float:
+    """Gamma_ref of a device: ``[laser] reference_gain_confinement`` where set, else the paper
+    laser's in the optics model of ``[laser] optics`` (:data:`REFERENCE_GAIN_CONFINEMENT`)."""
+    laser = device.laser
+    if laser.reference_gain_confinement is not None:
+        return laser.reference_gain_confinement
+    return REFERENCE_GAIN_CONFINEMENT[laser.optics]
 
 
 def thermal_resistance(rise_k: float, intensity_w_m2: float) -> float:
@@ -113,7 +137,7 @@ class ThresholdModel:
 def optical_threshold_factor(
     gain_confinement: float,
     loss_per_cm: float,
-    reference_gain_confinement: float,
+    reference_gain_confinement: float | None,
     loss_budget_per_cm: float,
 ) -> float:
     r"""How a lasing mode scales the reference threshold: :math:`P_{th0}'/P_{th0} =
@@ -127,7 +151,10 @@ def optical_threshold_factor(
     Args:
         gain_confinement: Gamma of the device's lasing mode (NaN or <= 0: no mode).
         loss_per_cm: Its modal power loss alpha from absorption and leakage (1/cm).
-        reference_gain_confinement: Gamma_ref.
+        reference_gain_confinement: Gamma_ref (:func:`reference_gain_confinement`); None, an
+            omitted ``[laser] reference_gain_confinement`` read as it stands: the paper laser's
+            in the band-edge model, ``REFERENCE_GAIN_CONFINEMENT["vector"]`` (a band-edge table's
+            rows are band-edge modes).
         loss_budget_per_cm: alpha_ref (1/cm).
 
     Returns:
@@ -135,6 +162,8 @@ def optical_threshold_factor(
     """
     if not gain_confinement > 0.0 or not math.isfinite(loss_per_cm):
         return math.inf
+    if reference_gain_confinement is None:
+        reference_gain_confinement = REFERENCE_GAIN_CONFINEMENT["vector"]
     return (reference_gain_confinement / gain_confinement) * (
         1.0 + loss_per_cm / loss_budget_per_cm
     )
@@ -192,15 +221,24 @@ def band_edge_threshold_gain(
 
 @dataclass(frozen=True)
 class LasingOptics:
-    """The lasing mode of a device's planar stack and the threshold factor it implies.
+    """The lasing mode of a device in one optics model and the threshold factor it implies.
 
     Attributes:
-        polarisation: ``optics.polarisation``.
-        n_eff_complex: Its complex effective index N (NaN without a mode).
-        kind: ``"guided"``, ``"leaky"``, or ``"none"`` (the stack has no such mode: no laser).
+        polarisation: ``optics.polarisation`` (stack); the band edge's family, ``"TE-like"`` or
+            ``"TM-like"`` (vector).
+        n_eff_complex: Its complex effective index N (NaN without a mode, and for a band edge).
+        kind: ``"guided"`` or ``"leaky"`` (stack), ``"band edge"`` (vector), or ``"none"`` (no
+            such mode: no laser).
         gain_confinement: Gamma, in the CQD material (:func:`physics.modes.gain_confinement`).
-        loss_per_cm: Modal power loss 2 k0 Im N from absorption and leakage (1/cm).
+        loss_per_cm: Modal power loss (1/cm): 2 k0 Im N from absorption and leakage (stack),
+            k0 n/Q from radiation and absorption (vector, :func:`q_loss_per_cm`).
         factor: P_th0'/P_th0 (:func:`optical_threshold_factor`; inf without a mode).
+        model: ``[laser] optics``: ``"stack"`` or ``"vector"``.
+        wavelength: The mode's vacuum wavelength (m): ``optics.wavelength_nm`` (stack), the band
+            edge's (vector); NaN without a mode.
+        symmetry: The band edge's C4v class (vector); None for a stack mode.
+        q_factor: The band edge's Q of radiation and absorption (vector; inf: unbounded); None
+            for a stack mode.
     """
 
     polarisation: str
@@ -209,6 +247,10 @@ class LasingOptics:
     gain_confinement: float
     loss_per_cm: float
     factor: float
+    model: str = "stack"
+    wavelength: float = math.nan
+    symmetry: str | None = None
+    q_factor: float | None = None
 
 
 def lasing_optics(device: Device) -> LasingOptics:
@@ -229,11 +271,21 @@ def lasing_optics(device: Device) -> LasingOptics:
     mode = modes[0]
     fill = 0.0 if device.grating is None else device.grating.fill_fraction
     gamma = gain_confinement(mode.confinement, fill)
-    laser = device.laser
     factor = optical_threshold_factor(
-        gamma, mode.loss_per_cm, laser.reference_gain_confinement, laser.loss_budget_per_cm
+        gamma,
+        mode.loss_per_cm,
+        reference_gain_confinement(device),
+        device.laser.loss_budget_per_cm,
     )
-    return LasingOptics(pol, mode.n_eff_complex, mode.kind, gamma, mode.loss_per_cm, factor)
+    return LasingOptics(
+        pol,
+        mode.n_eff_complex,
+        mode.kind,
+        gamma,
+        mode.loss_per_cm,
+        factor,
+        wavelength=device.optics.wavelength,
+    )
 
 
 def device_threshold_model(device: Device) -> tuple[ThresholdModel, LasingOptics]:

@@ -28,7 +28,7 @@ import re
 import sys
 import time
 import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
@@ -245,16 +245,10 @@ def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
         r.heat_fraction,
         r.heat_fraction_origin,
     )
-    mode = r.lasing_mode
     table.info(
-        "lasing mode %s0 (%s): n_eff %.5f%+.2ei, gain confinement %.4f, loss %.4g /cm: threshold "
-        "%.4g x the reference %.1f kW/cm2",
-        mode["polarisation"],
-        mode["kind"],
-        mode["n_eff"],
-        mode["n_eff_imag"],
-        mode["gain_confinement"],
-        mode["loss_per_cm"],
+        "lasing mode (%s): %s: threshold %.4g x the reference %.1f kW/cm2",
+        r.lasing_mode["model"],
+        _lasing_mode_text(r.lasing_mode),
         r.threshold_factor,
         r.reference_threshold_kw_cm2,
     )
@@ -276,6 +270,23 @@ def cmd_lasing(args: argparse.Namespace) -> dict[str, Any]:
     else:
         table.info("CW impossible (margin %.3f, %s)", r.cw_margin, r.cw_method)
     return r.to_dict()
+
+
+def _lasing_mode_text(mode: Mapping[str, Any]) -> str:
+    """Which mode lases, in words: a stack mode with its n_eff, a band edge with its wavelength,
+    family, class and Q; then its gain confinement and loss."""
+    if mode["kind"] == "none":
+        return "none (no guided mode, no laser)"
+    if mode["model"] == "stack":
+        n_eff = f"n_eff {mode['n_eff']:.5f}{mode['n_eff_imag']:+.2e}i"
+        which = f"{mode['polarisation']}0 ({mode['kind']}), {n_eff}"
+    else:
+        q = _maybe(mode["q_factor"], "%.4g", "unbounded")
+        which = (
+            f"{mode['wavelength_nm']:.3f} nm {mode['family']} {mode['symmetry']} band edge, Q {q}"
+        )
+    gamma, loss = mode["gain_confinement"], mode["loss_per_cm"]
+    return f"{which}, gain confinement {gamma:.4f}, loss {loss:.4g} /cm"
 
 
 def cmd_bands(args: argparse.Namespace) -> dict[str, Any]:

@@ -17,7 +17,6 @@ from cqdlaser.physics.laser import (
     ThresholdModel,
     cw_exponential,
     cw_window,
-    device_threshold_model,
     lasing_duration,
     lasing_heat_scale,
     steady_temperature_lasing,
@@ -25,6 +24,7 @@ from cqdlaser.physics.laser import (
 )
 from cqdlaser.physics.source import heat_fraction_origin
 from cqdlaser.studies.thermal import heat_materials, heat_mesh
+from cqdlaser.studies.threshold import device_threshold, lasing_mode_record
 
 
 def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any]:
@@ -41,11 +41,13 @@ def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any
     (:func:`physics.laser.steady_temperature_lasing`).
 
     The threshold is the ``[laser]`` reference's scaled by the device's lasing mode (gain
-    confinement and modal loss, exact: :func:`physics.laser.device_threshold_model`); a device
-    whose stack has no such mode does not lase (its heat is still computed).
+    confinement and modal loss) in the model of ``[laser] optics``
+    (:func:`studies.threshold.device_threshold`: the stack's fundamental mode, or the full-vector
+    band edge of least threshold gain); a device without such a mode does not lase (its heat is
+    still computed).
     """
     t0 = time.perf_counter()
-    model, optics = device_threshold_model(device)
+    model, optics = device_threshold(device, comm)
     materials = heat_materials(device, comm)
     sink = device.heat.sink_temperature_k
     pulse = device.pump.pulse
@@ -69,14 +71,7 @@ def run_lasing(device: Device, comm: MPI.Comm = MPI.COMM_WORLD) -> dict[str, Any
         "threshold_at_sink_kw_cm2": float(model(sink)) / KW_CM2,
         "reference_threshold_kw_cm2": device.laser.threshold_kw_cm2,
         "threshold_factor": optics.factor,
-        "lasing_mode": {
-            "polarisation": optics.polarisation,
-            "kind": optics.kind,
-            "n_eff": optics.n_eff_complex.real,
-            "n_eff_imag": optics.n_eff_complex.imag,
-            "gain_confinement": optics.gain_confinement,
-            "loss_per_cm": optics.loss_per_cm,
-        },
+        "lasing_mode": lasing_mode_record(optics),
         "film_max_temperature_at_end_k": float(history.film_max_temperature[-1]),
         "thermal_resistance_k_cm2_per_kw": resistance * KW_CM2,
         "steady_film_max_temperature_k": sink + rise,

@@ -405,8 +405,10 @@ class LasingResult(_Result):
 
     ``lasing_duration_s`` is None when the pump never reaches threshold, the pulse length when it
     lases throughout; ``cw_pump_range_kw_cm2`` is [low, high] or None. The threshold is
-    ``reference_threshold_kw_cm2`` x ``threshold_factor`` (from ``lasing_mode``: polarisation,
-    kind guided / leaky / none, complex n_eff, gain confinement, loss in 1/cm).
+    ``reference_threshold_kw_cm2`` x ``threshold_factor`` (from ``lasing_mode``: its ``model``,
+    ``[laser] optics``; polarisation, kind, wavelength, gain confinement, loss in 1/cm and factor;
+    a stack mode's kind guided / leaky / none and complex n_eff; a band edge's family, symmetry
+    class and Q, None when unbounded).
     """
 
     lasing_duration_s: float | None

@@ -25,12 +25,14 @@ alpha_ref = :data:`ALPHA_REF_PER_CM` = 400/cm (``laser.loss_budget_per_cm``): th
 modal gain is 1200/cm at about 4x threshold (physics.md 1.3); with the modal gain linear in pump
 from zero at threshold, one threshold's worth of pump buys 1200/3 = 400/cm of gain, the loss budget
 that P_th0 pays for (the other limit, gain linear from zero pump with alpha_int small, gives
-300/cm; the optimum claddings are reported for both). Gamma_ref is ``laser.reference_gain_
-confinement`` (the paper laser's TE0). Gamma and alpha are those of the design's TE0 mode from the
-exact multilayer solver (:func:`physics.laser.lasing_optics`, complex root of the transfer-matrix
-dispersion): absorption in Al or Si under the cladding, and leakage into a substrate of higher
-index than the mode (Si, diamond, SiC), in one exact loss. Without a cladding those substrates
-have no such mode: no laser.
+300/cm; the optimum claddings are reported for both). Gamma_ref is the paper laser's in the
+model of ``[laser] optics`` (:func:`physics.laser.reference_gain_confinement`, unless ``laser.
+reference_gain_confinement`` sets it). Gamma and alpha are those of the design's lasing mode
+(:func:`studies.threshold.device_threshold`): with ``stack``, its TE0 mode from the exact
+multilayer solver (complex root of the transfer-matrix dispersion): absorption in Al or Si under
+the cladding, and leakage into a substrate of higher index than the mode (Si, diamond, SiC), in
+one exact loss; with ``vector``, its full-vector band edge of least threshold gain, alpha = k0 n/Q
+(minutes per design). Without a cladding those substrates have no such mode: no laser.
 
 Heat fraction: the calibrated one (:func:`~cqdlaser.studies.paper.calibration.study_heat_fraction`).
 """
@@ -54,8 +56,8 @@ from cqdlaser.physics.laser import (
     KW_CM2,
     ThresholdModel,
     cw_exponential,
-    lasing_optics,
     optical_threshold_factor,
+    reference_gain_confinement,
     thermal_resistance,
 )
 from cqdlaser.studies.api import load_device
@@ -65,6 +67,7 @@ from cqdlaser.studies.paper.calibration import study_heat_fraction
 from cqdlaser.studies.study_device import StudyDevice, study_device
 from cqdlaser.studies.sweep import PointFailure, SweepError, failures, sweep
 from cqdlaser.studies.thermal import heat_problem
+from cqdlaser.studies.threshold import device_threshold
 
 BASE_CONFIG = "paper_inorganic_mgf2"
 SUBSTRATES = ("glass", "mgf2", "sapphire", "si", "al", "diamond", "sic")
@@ -143,19 +146,18 @@ def device_resistance(device: Device, comm: MPI.Comm) -> float:
 
 def lasing_mode(device: Device, comm: MPI.Comm) -> dict[str, Any]:
     """The lasing mode of a design: its kind, n_eff, gain confinement and modal loss (1/cm), from
-    the shared threshold model's exact multilayer root (:func:`physics.laser.lasing_optics`;
-    ``comm`` unused: the root is a few milliseconds on every rank)."""
-    del comm
-    optics = lasing_optics(device)
+    the shared threshold model in the model of ``[laser] optics``
+    (:func:`studies.threshold.device_threshold`: the stack's exact multilayer root, milliseconds
+    on every rank; or the full-vector band edges, collective on ``comm``)."""
+    _, optics = device_threshold(device, comm)
+    method = {"stack": "exact multilayer root", "vector": "full-vector band edge, k0 n/Q"}
     return {
         "guided": optics.kind != "none",
         "mode_kind": optics.kind,
         "n_eff": optics.n_eff_complex.real,
         "gain_confinement": optics.gain_confinement,
         "mode_loss_per_cm": optics.loss_per_cm,
-        "loss_method": "exact multilayer root"
-        if optics.kind != "none"
-        else "no guided or leaky mode",
+        "loss_method": method[optics.model] if optics.kind != "none" else "no lasing mode",
     }
 
 
@@ -280,10 +282,10 @@ def failed_row(failure: PointFailure) -> dict[str, Any]:
 
 
 def reference_confinement(base: Device | None = None) -> float:
-    """Gamma_ref: the ``[laser] reference_gain_confinement`` of the device the map is built
-    around (default the paper laser, whose TE0 gain confinement it is)."""
+    """Gamma_ref of the device the map is built around (default the paper laser's own, in the
+    model of its ``[laser] optics``: :func:`physics.laser.reference_gain_confinement`)."""
     device = paper_device(BASE_CONFIG) if base is None else base
-    return device.laser.reference_gain_confinement
+    return reference_gain_confinement(device)
 
 
 def refinement(

@@ -39,7 +39,6 @@ from cqdlaser.physics.laser import (
     KW_CM2,
     ThresholdModel,
     cw_exponential,
-    device_threshold_model,
     lasing_duration,
     thermal_resistance,
 )
@@ -50,6 +49,7 @@ from cqdlaser.studies.paper.calibration import study_heat_fraction
 from cqdlaser.studies.study_device import StudyDevice, study_device
 from cqdlaser.studies.sweep import sweep
 from cqdlaser.studies.thermal import heat_problem
+from cqdlaser.studies.threshold import device_threshold
 
 """Fraction of the incident pump that becomes heat in the film when no calibration is available
 (about what the paper's "~60 C after 2 us" gives under reading B; physics.md 1.4, 5)."""
@@ -138,7 +138,7 @@ def response(
         problem.steady()
         steady_rise = problem.film_max_temperature() - sink
         dofs = int(problem.V.dofmap.index_map.size_global)
-    model, optics = device_threshold_model(device)
+    model, optics = device_threshold(device, comm)
     return {
         "times_s": history.times,
         "rise_per_intensity": (history.film_max_temperature - sink) / intensity,
@@ -184,8 +184,9 @@ def notes() -> dict[str, Any]:
     """How to read the lasing-duration tables (written into lasing_duration.json)."""
     return {
         "threshold_model": "P_th(T) = P_th0' exp((T - 295 K)/T0), T0 = 72 K, at the film "
-        "maximum; P_th0' = P_th0 (Gamma_ref/Gamma)(1 + alpha/alpha_ref) from the case's TE0 mode "
-        "(threshold_factor; mode_kind none: no laser), the lasing command's model",
+        "maximum; P_th0' = P_th0 (Gamma_ref/Gamma)(1 + alpha/alpha_ref) from the case's lasing "
+        "mode in the model of [laser] optics (stack: its TE0 mode; vector: its band edge of least "
+        "threshold gain) (threshold_factor; mode_kind none: no laser), the lasing command's model",
         "linearity": "constant conductivities: T_max(t) - T_sink = P h(t); one transient per case",
         "pulse": f"square pulse of {SPAN_US} us from t = 0; lasing_in_paper_pulse_us = "
         f"min(duration, {PAPER_PULSE_US} us)",
