@@ -92,7 +92,7 @@ def _mesh_quarter_cell(model: Any, device: Device, layers: tuple[Layer, ...]) ->
     """Build, tag and mesh the quarter cell on ``gmsh.model`` (rank 0), in micrometres, then
     scale to m."""
     half = 0.5 * require_grating(device, "quarter-cell").period / UNIT
-    tol = 1e-6 * half
+    tol = 1e-4 * half  # OpenCASCADE bounding boxes carry a margin of about 1e-7 model units
     pieces, pillar_tags = _regions(model, device, layers)
     sides = _sides(model, layers, half, tol)
     for name, faces in sides.items():
@@ -150,6 +150,9 @@ def _sides(model: Any, layers: tuple[Layer, ...], half: float, tol: float) -> di
             sides["x_centre" if abs(x0) < tol else "x_edge"].append(abs(tag))
         elif abs(y1 - y0) < tol:
             sides["y_centre" if abs(y0) < tol else "y_edge"].append(abs(tag))
+    missing = [name for name, faces in sides.items() if not faces]
+    if missing:
+        raise RuntimeError(f"quarter cell: no outer faces found for {missing}")
     return sides
 
 

@@ -65,13 +65,14 @@ A device's Gamma must be set against the reference's in the same model, or the p
 would not reproduce its own measured threshold."""
 
 
-def reference_gain_confinement(device: Device) -> float:
+def reference_gain_confinement(device: Device, model: str | None = None) -> float:
     """Gamma_ref of a device: ``[laser] reference_gain_confinement`` where set, else the paper
-    laser's in the optics model of ``[laser] optics`` (:data:`REFERENCE_GAIN_CONFINEMENT`)."""
+    laser's in the optics model ``model`` (default ``[laser] optics``;
+    :data:`REFERENCE_GAIN_CONFINEMENT`)."""
     laser = device.laser
     if laser.reference_gain_confinement is not None:
         return laser.reference_gain_confinement
-    return REFERENCE_GAIN_CONFINEMENT[laser.optics]
+    return REFERENCE_GAIN_CONFINEMENT[model or laser.optics]
 
 
 def thermal_resistance(rise_k: float, intensity_w_m2: float) -> float:
@@ -137,7 +138,7 @@ class ThresholdModel:
 def optical_threshold_factor(
     gain_confinement: float,
     loss_per_cm: float,
-    reference_gain_confinement: float | None,
+    reference_gain_confinement: float,
     loss_budget_per_cm: float,
 ) -> float:
     r"""How a lasing mode scales the reference threshold: :math:`P_{th0}'/P_{th0} =
@@ -151,10 +152,7 @@ def optical_threshold_factor(
     Args:
         gain_confinement: Gamma of the device's lasing mode (NaN or <= 0: no mode).
         loss_per_cm: Its modal power loss alpha from absorption and leakage (1/cm).
-        reference_gain_confinement: Gamma_ref (:func:`reference_gain_confinement`); None, an
-            omitted ``[laser] reference_gain_confinement`` read as it stands: the paper laser's
-            in the band-edge model, ``REFERENCE_GAIN_CONFINEMENT["vector"]`` (a band-edge table's
-            rows are band-edge modes).
+        reference_gain_confinement: Gamma_ref (:func:`reference_gain_confinement`).
         loss_budget_per_cm: alpha_ref (1/cm).
 
     Returns:
@@ -162,8 +160,6 @@ def optical_threshold_factor(
     """
     if not gain_confinement > 0.0 or not math.isfinite(loss_per_cm):
         return math.inf
-    if reference_gain_confinement is None:
-        reference_gain_confinement = REFERENCE_GAIN_CONFINEMENT["vector"]
     return (reference_gain_confinement / gain_confinement) * (
         1.0 + loss_per_cm / loss_budget_per_cm
     )

@@ -30,6 +30,7 @@ from cqdlaser.physics.laser import (
     band_edge_threshold_gain,
     optical_threshold_factor,
     q_loss_per_cm,
+    reference_gain_confinement,
 )
 from cqdlaser.physics.modes import gain_confinement
 from cqdlaser.physics.multilayer import device_modes
@@ -252,7 +253,7 @@ def _row(
     row["threshold_factor"] = optical_threshold_factor(
         gamma,
         q_loss_per_cm(q_total, wavelength, n_gain),
-        laser.reference_gain_confinement,
+        reference_gain_confinement(device, "vector"),
         laser.loss_budget_per_cm,
     )
     return row

@@ -3,7 +3,7 @@
 paper laser's gain confinement in the same model, so the paper's device keeps its own measured
 threshold under either and a design's threshold scales with its optics.
 
-The vector solves run on a coarse quarter cell (``mesh.scale=2``, thin padding and PMLs): a few
+The vector solves run on a coarse quarter cell (``mesh.scale=3``, thin padding and PMLs): a few
 tens of seconds each on two cores.
 """
 
@@ -28,7 +28,12 @@ from cqdlaser.studies.threshold import device_threshold
 CONFIGS = Path(__file__).parent.parent / "studies" / "configs"
 PAPER = CONFIGS / "paper_inorganic_mgf2.toml"
 SI = CONFIGS / "si_sio2_cladding.toml"
-COARSE = ["mesh.scale=2", "mesh.optical_padding_um=1.0", "mesh.pml_thickness_um=0.5"]
+COARSE = [
+    "mesh.scale=3",
+    "mesh.film_elements=1",
+    "mesh.optical_padding_um=1.0",
+    "mesh.pml_thickness_um=0.5",
+]
 VECTOR = ["laser.optics=vector", *COARSE]
 THERMAL = ["heat.mesh=stack", "heat.end_time_us=0.5", "pump.pulse_ns=500"]
 

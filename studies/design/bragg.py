@@ -7,6 +7,10 @@ The non-radiating (odd) band edge is the one that lases in a second-order DFB wi
 too. The paper device's nominal film (120 nm above the pillars) puts both TE edges near 720-740 nm:
 the measured 643 nm needs a much thinner film above the pillars, or TM.
 
+The full-vector answer (:mod:`studies.design.lasing_line`): the device's band edges on the open
+quarter cell with their Q, symmetry class and threshold gain, the lasing mode, the 2D and scalar
+3D edges beside them, and the film thickness that puts the full-vector lasing mode at the target.
+
 On a user's device (``cqdlaser run bragg CONFIG``) the sweeps move with it: periods and film
 thicknesses scaled from the paper's by the device's period / 430 nm and film / 120 nm, the same
 layers, materials and polarisations, and the inverse design aims at its ``optics.wavelength_nm``.
@@ -32,6 +36,7 @@ from cqdlaser.geometry.errors import ConfigError
 from cqdlaser.physics.bands import band_edges, bragg_guess
 from cqdlaser.physics.permittivity import region_permittivity
 from cqdlaser.studies.common import matplotlib_backend, save_figure
+from cqdlaser.studies.design import lasing_line
 from cqdlaser.studies.output import logger, provenance, write_csv, write_json
 from cqdlaser.studies.paper.report import row
 from cqdlaser.studies.study_device import StudyDevice, study_device
@@ -313,6 +318,7 @@ def run(
         }
         for r in band_edge_sensitivity(spec.device, params[:2] if quick else params, comm=comm)
     ]
+    line = lasing_line.run(spec, out, quick, comm)
     thickness = spec.device.film.thickness_nm
     baseline = min(
         (r for r in rows if r["parameter"] == "film.thickness_nm" and r["polarisation"] == "TE"),
@@ -328,6 +334,8 @@ def run(
         if baseline["odd_nm"] is None
         else baseline["odd_nm"] / target - 1.0,
         "inverse": inverse,
+        "lasing_mode": _vector_lasing_mode(line),
+        "film_for_target_nm_vector": line["film_for_target_nm"],
     }
     write_csv(out / "bragg.csv", rows=rows, comm=comm)
     write_csv(
@@ -346,7 +354,8 @@ def run(
         "summary": summary,
         "sensitivity": sensitivity,
         "rows": rows,
-        "validation": _validation(baseline, inverse) if spec.is_paper else [],
+        "lasing_line": line,
+        "validation": _validation(baseline, inverse, line) if spec.is_paper else [],
         **provenance(comm, inputs=spec.to_dict(), quick=quick),
     }
     write_json(out / "bragg.json", document, comm=comm)
@@ -460,8 +469,80 @@ def sensitivity_parameters(spec: StudyDevice) -> tuple[tuple[str, Any], ...]:
     return tuple(out)
 
 
-def _validation(baseline: dict[str, Any], inverse: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The validation row: the paper's 643 nm line against the nominal device's TE odd edge."""
+def _vector_lasing_mode(line: dict[str, Any]) -> dict[str, Any] | None:
+    """The full-vector lasing mode of the device (None where the vector solver did not run)."""
+    table = line["solvers"]["vector"]
+    return None if table is None else table["lasing_mode"]
+
+
+def _lasing_line_rows(line: dict[str, Any]) -> list[dict[str, Any]]:
+    """Validation rows: the nominal device's full-vector lasing mode, with the 2D and scalar
+    results beside it, and the film thickness the 643 nm line implies."""
+    mode = _vector_lasing_mode(line)
+    if mode is None:
+        return []
+    solvers = line["solvers"]
+    vector = ", ".join(
+        f"{e['wavelength_nm']:.1f} {e['symmetry']}"
+        + (" (Q unbounded)" if e["q_factor"] is None else f" (Q {e['q_factor']:.3g})")
+        for e in solvers["vector"]["band_edges"]
+    )
+    beside = []
+    for name, label in (
+        ("cross_section_te", "2D TE"),
+        ("cross_section_tm", "2D TM"),
+        ("cell", "scalar 3D cell"),
+    ):
+        if solvers[name] is not None:
+            edges = " ".join(f"{e['wavelength_nm']:.1f}" for e in solvers[name]["band_edges"])
+            beside.append(f"{label} {edges}")
+    film = line["film_for_target_nm"]
+    return [
+        row(
+            "full-vector lasing mode of the nominal device (430 nm lattice, 120 nm film)",
+            TARGET_NM,
+            mode["wavelength_nm"],
+            "nm",
+            f"{mode['family']} {mode['symmetry']}, "
+            + ("dark (symmetry-protected)" if mode["dark"] else "radiating")
+            + f", threshold gain {mode['threshold_gain_per_cm']:.0f}/cm; full-vector edges: "
+            + vector
+            + "; beside them: "
+            + "; ".join(beside)
+            + " nm (lasing_line.csv)",
+        ),
+        row(
+            "film thickness above the pillars for a 643 nm full-vector lasing mode",
+            "not stated",
+            None if film is None else film["film_thickness_nm"],
+            "nm",
+            ("no scan" if film is None else film["how"])
+            + " in the full-vector scan of the lasing mode against the film thickness "
+            + _scan_text(line["film_scan"])
+            + " (lasing_line_film.csv); an extrapolated value is a trend, and one below zero "
+            "means no film thickness alone puts the lasing mode at 643 nm",
+        ),
+    ]
+
+
+def _scan_text(scan: list[dict[str, Any]]) -> str:
+    """``(40 nm: 700.1 nm TM-like B1; ...)``."""
+    return (
+        "("
+        + "; ".join(
+            f"{r['film_thickness_nm']:g} nm: {r['wavelength_nm']:.1f} nm {r['family']} "
+            f"{r['symmetry']}"
+            for r in scan
+        )
+        + ")"
+    )
+
+
+def _validation(
+    baseline: dict[str, Any], inverse: list[dict[str, Any]], line: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The validation rows: the paper's 643 nm line against the nominal device's TE odd edge
+    (2D), and against its full-vector lasing mode."""
     tm_film = next(
         i["value_for_643nm"]
         for i in inverse
@@ -482,6 +563,7 @@ def _validation(baseline: dict[str, Any], inverse: list[dict[str, Any]]) -> list
             + reached
             + " (bragg.csv, bragg_sensitivity.csv)",
         ),
+        *_lasing_line_rows(line),
     ]
 
 
