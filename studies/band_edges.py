@@ -38,6 +38,12 @@ from cqdlaser.physics.permittivity import region_dn_dt, region_permittivity
 
 KINDS = ("cross-section", "cell", "vector")
 
+Q_UNBOUNDED = 1e9
+"""A computed Q above this is the discretisation's floor of a bound (dark) edge, not a number:
+reported as unbounded (None in the JSON) and counted as no radiation loss. The radiating edges of
+these lattices have Q of 1e1-1e5; the dark ones come out at 1e10-1e16 or exactly real, and the
+value moves with the eigensolver's random start vector."""
+
 WINDOW = (0.96, 1.04)
 """The vector solver keeps band edges from 0.96 x the shorter to 1.04 x the longer of the TE and
 TM Bragg estimates (the paper device's edges lie within -1.6 % and +0.9 % of theirs)."""
@@ -244,7 +250,7 @@ def _row(
     }
     if q_factor is None:  # a closed box: no radiation loss known, no threshold
         return row
-    rate = sum(1.0 / q for q in (q_factor, q_abs) if math.isfinite(q))
+    rate = sum(1.0 / q for q in (q_factor, q_abs) if q <= Q_UNBOUNDED)
     q_total = 1.0 / rate if rate > 0.0 else math.inf
     n_gain = math.sqrt(complex(eps["film"]).real)
     row["threshold_gain_per_cm"] = band_edge_threshold_gain(
@@ -344,7 +350,7 @@ def _outer_index(eps: Mapping[str, Any]) -> float:
 
 
 def _finite_or_none(value: float | None) -> float | None:
-    """JSON has no inf or NaN: None for either."""
-    if value is None or not math.isfinite(value):
+    """JSON has no inf or NaN: None for either, and for a Q beyond :data:`Q_UNBOUNDED`."""
+    if value is None or not math.isfinite(value) or value > Q_UNBOUNDED:
         return None
     return float(value)

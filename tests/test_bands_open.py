@@ -111,6 +111,7 @@ def exact_folded_wavelength(dev: Device, polarisation: str) -> float:
     raise AssertionError("lambda = n_eff(lambda) Lambda did not converge")
 
 
+@pytest.mark.serial  # on one rank; the MPI layout is test_same_on_any_number_of_ranks
 @pytest.mark.parametrize("polarisation", POLARISATIONS)
 def test_no_contrast_is_folded_slab_mode(polarisation: str) -> None:
     """Without contrast the band edges are the folded guided mode, twice (cos, sin), at the exact
@@ -142,6 +143,7 @@ def pillars_at(delta: float) -> EpsChange:
     return change
 
 
+@pytest.mark.serial  # on one rank; the MPI layout is test_same_on_any_number_of_ranks
 @pytest.mark.parametrize("polarisation", POLARISATIONS)
 def test_weak_contrast_follows_coupled_wave_theory(polarisation: str) -> None:
     """Pillars of eps_film - 0.05 and - 0.1 (one mesh): the splitting grows as the contrast
@@ -165,6 +167,7 @@ def test_weak_contrast_follows_coupled_wave_theory(polarisation: str) -> None:
     assert q_order == pytest.approx(2.0, abs=0.2), (inverse_q, q_order)
 
 
+@pytest.mark.serial  # on one rank; the MPI layout is test_same_on_any_number_of_ranks
 @pytest.mark.parametrize("polarisation", POLARISATIONS)
 def test_q_from_flux_matches_eigenvalue(polarisation: str) -> None:
     """The paper device: the even edge radiates (measured Q 77.9 TE, 409.7 TM), and the Q of its
@@ -192,6 +195,7 @@ def assert_close(a: Solved, b: Solved, *, nm: float, q_rtol: float) -> None:
     assert min(a.by_symmetry("odd").q_factor, b.by_symmetry("odd").q_factor) > 1e6
 
 
+@pytest.mark.serial  # on one rank; the MPI layout is test_same_on_any_number_of_ranks
 @pytest.mark.parametrize("polarisation", POLARISATIONS)
 def test_independent_of_the_pmls(polarisation: str) -> None:
     """Moving the PMLs out (padding 2 -> 3 um), doubling their strength (4 -> 8) or thickening
@@ -206,6 +210,7 @@ def test_independent_of_the_pmls(polarisation: str) -> None:
         assert_close(solve(overrides, polarisation), base, nm=0.1, q_rtol=0.05)
 
 
+@pytest.mark.serial  # on one rank; the MPI layout is test_same_on_any_number_of_ranks
 @pytest.mark.parametrize("polarisation", POLARISATIONS)
 def test_converges_under_refinement(polarisation: str) -> None:
     """mesh.scale 2 -> 1 moves the edges by < 0.1 nm and the radiating Q by < 5 % (measured
@@ -225,6 +230,7 @@ def test_same_on_any_number_of_ranks() -> None:
         assert all(np.allclose(g, got, rtol=1e-12, atol=0) for g in gathered)
 
 
+@pytest.mark.serial  # on one rank; the MPI layout is test_same_on_any_number_of_ranks
 @pytest.mark.parametrize("polarisation", POLARISATIONS)
 def test_thermal_shift_matches_finite_difference(polarisation: str) -> None:
     """First-order d(lambda)/dT of the open edges (complex-symmetric perturbation, the substrate's

@@ -20,13 +20,13 @@ from dolfinx import fem
 from cqdlaser.geometry.config import load_device
 from cqdlaser.geometry.meshdata import MeshData, write_mesh
 from cqdlaser.geometry.stack import build_stack
+from cqdlaser.studies.band_edges import band_edge_table
 from cqdlaser.studies.fields import (
     FieldSeries,
     write_fields,
     write_mesh_vtkhdf,
     write_mode_fields,
 )
-from cqdlaser.studies.band_edges import band_edge_table
 from cqdlaser.studies.thermal import heat_mesh, run_heat
 
 pyvista = pytest.importorskip("pyvista")

@@ -63,6 +63,7 @@ def test_paper_device_is_its_own_reference_under_the_stack_model() -> None:
     assert model.threshold == pytest.approx(52e7 * optics.factor, rel=1e-12)
 
 
+@pytest.mark.serial  # one rank; the vector solve under MPI: the CLI and API test
 def test_paper_device_is_its_own_reference_under_the_vector_model(
     paper_vector: cqdlaser.LasingResult,
 ) -> None:
@@ -80,6 +81,7 @@ def test_paper_device_is_its_own_reference_under_the_vector_model(
     )
 
 
+@pytest.mark.serial  # one rank; the vector solve under MPI: the CLI and API test
 def test_a_thinner_film_scales_the_threshold_with_its_band_edge(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -114,6 +116,7 @@ def test_a_thinner_film_scales_the_threshold_with_its_band_edge(
     assert model.threshold == pytest.approx(52e7 * by_hand, rel=1e-9)
 
 
+@pytest.mark.serial  # one rank; the vector solve under MPI: the CLI and API test
 def test_a_stack_without_a_guided_mode_does_not_lase_under_the_vector_model() -> None:
     """Bare Si guides no TE0: no band edges, no laser (the table says so before any mesh)."""
     model, optics = device_threshold(cqdlaser.load_device(SI, ["cladding=false", *VECTOR]))
