@@ -229,7 +229,9 @@ def vector_band_edges(
             degeneracy of E modes).
         n_per_class: Eigenpairs of the complex pencil computed per class.
         max_radiation_share: Modes whose ``radiation_fraction`` exceeds this share of the outer
-            region's volume fraction are modes of the PMLs or the continuum, dropped.
+            region's volume fraction are modes of the PMLs or the continuum, dropped; so are
+            modes with more than this share of their gain factor in the substrate and the cover
+            (the continuum of a substrate of higher index than the film, e.g. Si).
         petsc_options: SLEPc/PETSc options (prefix ``vbands_``) over
             :data:`DEFAULT_VECTOR_EPS_OPTIONS`.
         info: Filled with ``dofs``, ``real_form_size``, ``iterations`` (per class),
@@ -553,6 +555,9 @@ def _edge(
     for name, mask in obs.region_masks.items():
         obs.indicator.x.array[:] = mask
         confinement[name] = (_complex_sum(obs.regions) / stored).real
+    outside = sum(abs(confinement.get(r, 0.0)) for r in ("substrate", "cover"))
+    if outside > max_radiation_share:
+        return None  # a mode of the substrate or the cover (the continuum of a high-index one)
     absorbed = (_complex_sum(obs.absorbed) / stored).real
     q_abs = 1.0 / absorbed if absorbed > 0.0 else math.inf
     obs.k0.value = k0.real

@@ -17,6 +17,7 @@ threshold by :func:`physics.laser.optical_threshold_factor`, as for the stack's 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -96,7 +97,8 @@ def _scalar_table(
     from cqdlaser.physics.pml import PML
     from cqdlaser.studies.fields import write_band_edge_fields
 
-    require_guided(device, polarisation)
+    leak = device.laser.loss_budget_per_cm if kind == "cross-section" else 0.0
+    require_guided(device, polarisation, leak)
     guess = bragg_guess(device, build_stack(device, comm, optical=True), polarisation=polarisation)
     if kind == "cross-section":
         data = build_cross_section(device, comm, pml=True)
@@ -149,14 +151,18 @@ def _vector_table(device: Device, comm: MPI.Comm, out: Path | None) -> dict[str,
     from cqdlaser.physics.vector_bands import vector_band_edges
     from cqdlaser.studies.fields import write_vector_band_edge_fields
 
-    require_guided(device, device.optics.polarisation)
+    require_guided(device, device.optics.polarisation, device.laser.loss_budget_per_cm)
     stack = build_stack(device, comm, optical=True)
     guesses = {}
     for pol in ("TE", "TM"):
         try:
             guesses[pol] = bragg_guess(device, stack, polarisation=pol)
-        except ValueError:  # this family has no guided mode: no band edges of it
-            continue
+        except ValueError:  # no mode in the closed stack: a (weakly) leaky one, or none at all
+            guess = leaky_bragg_guess(device, pol)
+            if guess is not None:
+                guesses[pol] = guess
+    if not guesses:
+        raise ValueError("the layer stack has no TE or TM mode to fold: no DFB band edges")
     window = (WINDOW[0] * min(guesses.values()), WINDOW[1] * max(guesses.values()))
     data = build_quarter_cell(device, comm)
     eps = region_permittivity(device, list(data.regions))
@@ -319,9 +325,32 @@ def energy_thermal_shift(
     return wavelength * total
 
 
-def require_guided(device: Device, polarisation: str) -> None:
+def leaky_bragg_guess(device: Device, polarisation: str, iterations: int = 30) -> float | None:
+    """lambda = Re N(lambda) Lambda (m) from the exact multilayer root of the fundamental mode,
+    guided or leaky (the closed FEM stack of :func:`physics.bands.bragg_guess` has no leaky
+    mode), the permittivities held at ``optics.wavelength`` as there; None without a mode."""
+    from cqdlaser.physics.multilayer import multilayer_modes, stack_from_device
+
+    assert device.grating is not None
+    stack = stack_from_device(device)
+    wavelength = stack.wavelength
+    for _ in range(iterations):
+        modes = multilayer_modes(
+            dataclasses.replace(stack, wavelength=wavelength), polarisation, n_max=1
+        )
+        if not modes:
+            return None
+        previous, wavelength = wavelength, modes[0].n_eff_complex.real * device.grating.period
+        if abs(wavelength - previous) <= 1e-9 * wavelength:
+            break
+    return wavelength
+
+
+def require_guided(device: Device, polarisation: str, max_leak_per_cm: float = 0.0) -> None:
     """Stop with one line when the stack's fundamental mode is not guided: band edges are the
-    grating's folding of a guided mode."""
+    grating's folding of a guided mode. The open solvers (``max_leak_per_cm``: the device's
+    ``[laser] loss_budget_per_cm``) take a mode that leaks less than that into the substrate:
+    the PMLs carry its leakage, which lowers the edges' Q; the closed scalar cell takes none."""
     exact = device_modes(device, (polarisation,), n_max=1)
     if not exact:
         raise ValueError(
@@ -330,7 +359,7 @@ def require_guided(device: Device, polarisation: str) -> None:
             "cladding)"
         )
     mode = exact[0]
-    if mode.kind == "leaky":
+    if mode.kind == "leaky" and not mode.loss_per_cm < max_leak_per_cm:
         raise ValueError(
             f"the stack's {polarisation}0 mode leaks into the substrate (n_eff "
             f"{mode.n_eff_complex.real:.5f}{mode.n_eff_complex.imag:+.3g}i, "

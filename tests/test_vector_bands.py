@@ -186,3 +186,23 @@ def test_rejects_a_closed_mesh_and_a_bad_window() -> None:
     stack = build_stack(dev, MPI.COMM_WORLD, optical=True)
     with pytest.raises(ValueError, match="no perfectly matched layers"):
         PML.of(dev, stack)
+
+
+@pytest.mark.serial
+def test_a_weakly_leaky_stack_has_band_edges() -> None:
+    """Si under 1 um of SiO2: the stack's TE0 leaks 2.6e-5/cm into the silicon (below the loss
+    budget, so the open solvers take it; the Bragg estimate comes from the exact leaky root).
+    The silicon's continuum is not in the answer (no edge outside the guiding layers), and with
+    n_Si > lambda / Lambda the first diffraction orders are open into the substrate: no edge is
+    symmetry-protected dark, and the lasing mode has a finite threshold."""
+    from cqdlaser.studies.band_edges import band_edge_table
+
+    config = PAPER.parent / "si_sio2_cladding.toml"
+    dev = load_device(config, [*COARSE, "mesh.scale=3", "optics.wavelength_nm=650"])
+    doc = band_edge_table(dev, MPI.COMM_WORLD, kind="vector")
+    edges = doc["band_edges"]
+    assert edges, doc
+    assert all(e["gain_confinement"] > 0.3 for e in edges), edges
+    assert not any(e["dark"] for e in edges)
+    assert doc["lasing_mode"] is not None
+    assert math.isfinite(doc["lasing_mode"]["threshold_gain_per_cm"])
