@@ -263,17 +263,19 @@ def vector_band_edges(
                 _assemble(form, bcs, diag)
                 for form, diag in zip(forms, (1.0, 0.0, 0.0, 0.0), strict=True)
             ]
-            with dolfinx.common.Timer(VECTOR_BANDS_SOLVE_TIMER):
-                pairs, run = solve_complex_pencil(
-                    (matrices[0], matrices[1]),
-                    (matrices[2], matrices[3]),
-                    prefix=OPTIONS_PREFIX,
-                    target=target,
-                    nev=nev,
-                    options=options,
-                )
-            for m in matrices:
-                m.destroy()
+            try:
+                with dolfinx.common.Timer(VECTOR_BANDS_SOLVE_TIMER):
+                    pairs, run = solve_complex_pencil(
+                        (matrices[0], matrices[1]),
+                        (matrices[2], matrices[3]),
+                        prefix=OPTIONS_PREFIX,
+                        target=target,
+                        nev=nev,
+                        options=options,
+                    )
+            finally:  # also when the solver fails: a caller may catch it and go on
+                for m in matrices:
+                    m.destroy()
             stats["iterations"]["/".join(walls)] = run["iterations"]
             stats["real_form_size"] = run["size"]
             stats["options"] = run["options"]
